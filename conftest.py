@@ -1,0 +1,15 @@
+"""Repository-level pytest configuration.
+
+The harness's pytest plugin is registered by the installed package's `pytest11` entry
+point; registering it here as well would load it twice, so this file only checks that
+the package is installed.
+"""
+
+import importlib.metadata
+
+try:
+    importlib.metadata.distribution("leader-harness")
+except importlib.metadata.PackageNotFoundError as exc:  # pragma: no cover - setup error
+    raise SystemExit(
+        "leader-harness is not installed: run `pip install -e '.[dev]'` first"
+    ) from exc

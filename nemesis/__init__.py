@@ -1,0 +1,1 @@
+"""Nemeses: faults with start and heal (partition, pause, kill, clock)."""

@@ -1,0 +1,1 @@
+"""Reports: verdict and history rendered as a self-contained HTML timeline."""

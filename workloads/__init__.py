@@ -1,0 +1,1 @@
+"""Workloads: what candidate processes do (campaign, hold, leader-only work, resign)."""
