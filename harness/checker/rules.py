@@ -1,0 +1,265 @@
+"""The six violation kinds of shared/HISTORY.md, each a function of one `Walk`.
+
+Every function returns violations as dicts with `kind`, `election` (None for the two
+server-level kinds), `processes`, `start`, `end` and `detail`. Each is linear or
+n log n in the number of events it reads, apart from reporting itself.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Any
+
+from harness.checker.walk import Acquisition, Belief, Status, Walk
+
+Violation = dict[str, Any]
+
+
+def _violation(
+    kind: str, election: str | None, processes: list[Any], start: int, end: int, detail: str
+) -> Violation:
+    return {
+        "kind": kind,
+        "election": election,
+        "processes": processes,
+        "start": start,
+        "end": end,
+        "detail": detail,
+    }
+
+
+def split_brain(w: Walk, tolerance_ns: int) -> list[Violation]:
+    """Belief intervals of two processes in one election overlapping by > tolerance."""
+    found: list[Violation] = []
+    for election, beliefs in w.beliefs.items():
+        active: list[Belief] = []
+        # Beliefs are created in order of their acquire ok, so `start` never decreases.
+        for b in beliefs:
+            # An active belief that ends by b.start + tolerance cannot overlap b, nor any
+            # later belief (they start no earlier), by more than the tolerance.
+            active = [a for a in active if a.end - b.start > tolerance_ns]
+            for a in active:
+                if a.process == b.process:
+                    continue
+                overlap_end = min(a.end, b.end)
+                if overlap_end - b.start > tolerance_ns:
+                    found.append(
+                        _violation(
+                            "split-brain",
+                            election,
+                            [a.process, b.process],
+                            b.start,
+                            overlap_end,
+                            f"{a.process!r} (token {a.token}, leader from {a.start} until "
+                            f"{a.end}, ended by {a.ended_by}) and {b.process!r} (token "
+                            f"{b.token}, leader from {b.start} until {b.end}, ended by "
+                            f"{b.ended_by}) both believed they led for "
+                            f"{overlap_end - b.start} ns",
+                        )
+                    )
+            active.append(b)
+    return found
+
+
+def duplicate_token(w: Walk) -> list[Violation]:
+    """Two different processes granted the same token: one violation per token."""
+    found: list[Violation] = []
+    for election, acquisitions in w.acquisitions.items():
+        by_token: dict[int, list[Acquisition]] = {}
+        for a in acquisitions:
+            by_token.setdefault(a.token, []).append(a)
+        for token, grants in by_token.items():
+            processes: list[Any] = []
+            for g in grants:
+                if g.process not in processes:
+                    processes.append(g.process)
+            if len(processes) < 2:
+                continue
+            found.append(
+                _violation(
+                    "duplicate-token",
+                    election,
+                    processes,
+                    grants[0].time,
+                    grants[-1].time,
+                    f"token {token} was granted to {len(processes)} processes: "
+                    + ", ".join(f"{g.process!r} at {g.time}" for g in grants),
+                )
+            )
+    return found
+
+
+def token_regression(w: Walk) -> list[Violation]:
+    """An acquisition invoked after another's ok that received a smaller token."""
+    found: list[Violation] = []
+    for election, acquisitions in w.acquisitions.items():
+        # Walk oks in history order; for each acquisition, the highest earlier ok that
+        # came before its invoke is the prefix maximum at the invoke's position.
+        positions = [a.position for a in acquisitions]
+        prefix_best: list[Acquisition] = []
+        best: Acquisition | None = None
+        for a in acquisitions:
+            if best is None or a.token > best.token:
+                best = a
+            prefix_best.append(best)
+        for a in acquisitions:
+            earlier = bisect_left(positions, a.invoke_position)
+            if earlier == 0:
+                continue
+            top = prefix_best[earlier - 1]
+            if a.token < top.token:
+                processes = [a.process] if top.process == a.process else [a.process, top.process]
+                found.append(
+                    _violation(
+                        "token-regression",
+                        election,
+                        processes,
+                        top.time,
+                        a.time,
+                        f"{a.process!r} invoked acquire at {a.invoke_time}, after "
+                        f"{top.process!r} had acquired token {top.token} at {top.time}, "
+                        f"and received the smaller token {a.token} at {a.time}",
+                    )
+                )
+    return found
+
+
+class _TopTwo:
+    """Prefix maxima of token by distinct process: the best, and the best of another."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self) -> None:
+        self.first: Acquisition | None = None
+        self.second: Acquisition | None = None
+
+    def add(self, a: Acquisition) -> None:
+        first, second = self.first, self.second
+        if first is None or a.token > first.token:
+            if first is not None and first.process != a.process:
+                self.second = first
+            self.first = a
+        elif a.process != first.process and (second is None or a.token > second.token):
+            self.second = a
+
+    def best_other_than(self, process: Any) -> Acquisition | None:
+        if self.first is not None and self.first.process != process:
+            return self.first
+        return self.second
+
+
+def stale_write(w: Walk) -> list[Violation]:
+    """A write applied although another process had acquired a greater token before."""
+    found: list[Violation] = []
+    for election, writes in w.writes.items():
+        acquisitions = w.acquisitions.get(election, [])
+        times = [a.time for a in acquisitions]
+        positions = [a.position for a in acquisitions]
+        snapshots: list[tuple[Acquisition | None, Acquisition | None]] = []
+        top = _TopTwo()
+        for a in acquisitions:
+            top.add(a)
+            snapshots.append((top.first, top.second))
+        for wr in writes:
+            if wr.applied_at is not None:
+                count = bisect_left(times, wr.applied_at)  # oks strictly before applied_at
+                when = f"before it was applied at {wr.applied_at}"
+            else:
+                count = bisect_left(positions, wr.invoke_position)  # oks before the invoke
+                when = f"before the write was invoked at {wr.invoke_time}"
+            if count == 0:
+                continue
+            first, second = snapshots[count - 1]
+            other = first if first is not None and first.process != wr.process else second
+            if other is None or other.token <= wr.token:
+                continue
+            found.append(
+                _violation(
+                    "stale-write",
+                    election,
+                    [wr.process, other.process],
+                    other.time,
+                    max(other.time, wr.applied_at if wr.applied_at is not None else wr.time),
+                    f"write seq {wr.seq!r} with token {wr.token} by {wr.process!r} was applied "
+                    f"(ok at {wr.time}, line {wr.line}) although {other.process!r} had "
+                    f"acquired token {other.token} at {other.time}, {when}",
+                )
+            )
+    return found
+
+
+def term_split_brain(w: Walk) -> list[Violation]:
+    """Status observations naming two different leaders for one term."""
+    found: list[Violation] = []
+    leaders_by_term: dict[int, dict[Any, Status]] = {}
+    for s in sorted(w.statuses, key=lambda s: s.time):
+        if s.leader is None:
+            continue
+        leaders_by_term.setdefault(s.term, {}).setdefault(s.leader, s)
+    for term, leaders in sorted(leaders_by_term.items()):
+        if len(leaders) < 2:
+            continue
+        firsts = list(leaders.values())
+        found.append(
+            _violation(
+                "term-split-brain",
+                None,
+                list(leaders),
+                firsts[0].time,
+                firsts[-1].time,
+                f"term {term} has {len(leaders)} leaders: "
+                + ", ".join(
+                    f"{s.leader!r} (first named by {s.node!r} at {s.time})" for s in firsts
+                ),
+            )
+        )
+    return found
+
+
+def stale_leader(w: Walk, grace_ns: int) -> list[Violation]:
+    """A member calling itself leader of T after another leader of a higher term was
+    observed more than `grace_ns` earlier. One violation per (member, term)."""
+    statuses = sorted(w.statuses, key=lambda s: s.time)
+    named = [s for s in statuses if s.leader is not None]
+    # Prefix maxima of term by distinct leader, like _TopTwo but on terms.
+    best: Status | None = None
+    best_other: Status | None = None
+    i = 0
+    stale: dict[tuple[Any, int], tuple[Status, Status, Status]] = {}
+    for s in statuses:
+        if s.leader is None or s.leader != s.node:
+            continue
+        while i < len(named) and s.time - named[i].time > grace_ns:
+            o = named[i]
+            i += 1
+            if best is None or o.term > best.term:
+                if best is not None and best.leader != o.leader:
+                    best_other = best
+                best = o
+            elif o.leader != best.leader and (best_other is None or o.term > best_other.term):
+                best_other = o
+        higher = best if best is not None and best.leader != s.node else best_other
+        if higher is None or higher.term <= s.term:
+            continue
+        key = (s.node, s.term)
+        if key in stale:
+            first, _, witness = stale[key]
+            stale[key] = (first, s, witness)
+        else:
+            stale[key] = (s, s, higher)
+    found: list[Violation] = []
+    for (node, term), (first, last, witness) in stale.items():
+        found.append(
+            _violation(
+                "stale-leader",
+                None,
+                [node] if witness.leader == node else [node, witness.leader],
+                first.time,
+                last.time,
+                f"{node!r} reported itself leader of term {term} from {first.time} to "
+                f"{last.time}, although {witness.node!r} had named {witness.leader!r} "
+                f"leader of the higher term {witness.term} at {witness.time} "
+                f"(grace {grace_ns} ns)",
+            )
+        )
+    return found

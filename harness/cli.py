@@ -1,0 +1,131 @@
+"""The `harness` command line: `harness check FILE` (more subcommands join as they land).
+
+Exit status: 0 valid, 1 invalid (violations found), 2 malformed input, bad usage, or a
+verdict of "unknown".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from harness.checker import Verdict, check_file
+from harness.history import HistoryError
+
+EXIT_VALID, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
+
+
+def _non_negative_ns(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected nanoseconds as an integer, got {text!r}"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected nanoseconds >= 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Fault-injection harness for leader-election systems.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    check = sub.add_parser(
+        "check",
+        help="check a history file for split-brain and stale-leader violations",
+        description="Check a history (JSON Lines, plain or gzip; format v1) and print "
+        "the verdict. Exit 0 valid, 1 invalid, 2 malformed or unknown.",
+    )
+    check.add_argument("file", metavar="FILE", help="history file (.jsonl or .jsonl.gz)")
+    check.add_argument("--json", action="store_true", help="print only the verdict as JSON")
+    check.add_argument(
+        "--tolerance",
+        type=_non_negative_ns,
+        default=0,
+        metavar="NS",
+        help="split-brain tolerance: overlaps up to NS nanoseconds are allowed (default 0)",
+    )
+    check.add_argument(
+        "--stale-grace",
+        type=_non_negative_ns,
+        default=0,
+        metavar="NS",
+        help="stale-leader grace in nanoseconds (default 0)",
+    )
+    check.set_defaults(handler=_cmd_check)
+    return parser
+
+
+def format_ns(ns: int | None) -> str:
+    """Nanoseconds for people: seconds when large, nanoseconds when tiny."""
+    if ns is None:
+        return "-"
+    if abs(ns) >= 1_000_000:
+        return f"{ns / 1e9:.3f} s"
+    if abs(ns) >= 1_000:
+        return f"{ns / 1e6:.3f} ms"
+    return f"{ns} ns"
+
+
+def format_verdict(verdict: Verdict) -> str:
+    valid = verdict["valid"]
+    stats = verdict["stats"]
+    word = {True: "VALID", False: "INVALID"}.get(valid, "UNKNOWN (nothing to judge)")
+    lines = [f"{word}: {len(verdict['violations'])} violation(s)"]
+    for v in verdict["violations"]:
+        election = "" if v["election"] is None else f" in election {v['election']!r}"
+        lines.append(
+            f"- {v['kind']}{election}: processes {', '.join(map(str, v['processes']))}; "
+            f"start {format_ns(v['start'])}, duration {format_ns(v['end'] - v['start'])}"
+        )
+        lines.append(f"    {v['detail']}")
+    fo = stats["failover_ns"]
+    unrecovered = f", {fo['unrecovered']} not followed by a new leader" if fo["unrecovered"] else ""
+    lines.append(
+        f"acquisitions {stats['acquisitions']}; leaderless {format_ns(stats['leaderless_ns'])} "
+        f"of {format_ns(stats['span_ns'])}; failovers {fo['count']} (p50 {format_ns(fo['p50'])}, "
+        f"p99 {format_ns(fo['p99'])}, max {format_ns(fo['max'])}){unrecovered}"
+    )
+    return "\n".join(lines)
+
+
+def exit_status(verdict: Verdict) -> int:
+    valid = verdict["valid"]
+    if valid is True:
+        return EXIT_VALID
+    if valid is False:
+        return EXIT_INVALID
+    return EXIT_ERROR
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    try:
+        verdict = check_file(
+            args.file, tolerance_ns=args.tolerance, stale_grace_ns=args.stale_grace
+        )
+    except HistoryError as exc:  # MalformedHistory included: every problem with its line
+        print(f"harness check: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(verdict) + b"\n")
+        sys.stdout.flush()
+    else:
+        print(format_verdict(verdict))
+    return exit_status(verdict)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args: Any = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
