@@ -17,6 +17,7 @@ from harness.checker.stats import compute_stats
 from harness.checker.walk import walk
 from harness.history.events import Event, MalformedHistory
 from harness.history.reader import read_history
+from harness.nogc import gc_paused
 
 VIOLATION_KINDS = (
     "split-brain",
@@ -39,6 +40,13 @@ def check(
 ) -> Verdict:
     if tolerance_ns < 0 or stale_grace_ns < 0:
         raise ValueError("tolerance and stale-leader grace must be >= 0 ns")
+    with gc_paused():
+        return _check(events, tolerance_ns, stale_grace_ns, source)
+
+
+def _check(
+    events: Sequence[Event], tolerance_ns: int, stale_grace_ns: int, source: str | None
+) -> Verdict:
     w = walk(events, source)
     if w.problems:
         w.problems.sort(key=lambda p: p.line or 0)

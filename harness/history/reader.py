@@ -16,6 +16,7 @@ from typing import BinaryIO
 import orjson
 
 from harness.history.events import Event, HistoryError, MalformedHistory, Problem
+from harness.nogc import gc_paused
 
 _GZIP_MAGIC = b"\x1f\x8b"
 MAX_PROBLEMS = 1000  # past this, more problems add nothing a person can use
@@ -23,6 +24,11 @@ MAX_PROBLEMS = 1000  # past this, more problems add nothing a person can use
 
 def parse_lines(lines: Iterable[bytes | str], source: str | None = None) -> list[Event]:
     """Decode and validate JSON Lines; raises MalformedHistory listing every bad line."""
+    with gc_paused():
+        return _parse_lines(lines, source)
+
+
+def _parse_lines(lines: Iterable[bytes | str], source: str | None) -> list[Event]:
     events: list[Event] = []
     problems: list[Problem] = []
     loads = orjson.loads
