@@ -181,7 +181,7 @@ def stale_write(w: Walk) -> list[Violation]:
                     other.time,
                     max(other.time, wr.applied_at if wr.applied_at is not None else wr.time),
                     f"write seq {wr.seq!r} with token {wr.token} by {wr.process!r} was applied "
-                    f"(ok at {wr.time}, line {wr.line}) although {other.process!r} had "
+                    f"(ok at {wr.time}) although {other.process!r} had "
                     f"acquired token {other.token} at {other.time}, {when}",
                 )
             )
