@@ -13,3 +13,6 @@ except importlib.metadata.PackageNotFoundError as exc:  # pragma: no cover - set
     raise SystemExit(
         "leader-harness is not installed: run `pip install -e '.[dev]'` first"
     ) from exc
+
+# pytester runs pytest in a scratch directory, as a user's project would.
+pytest_plugins = ["pytester"]
