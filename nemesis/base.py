@@ -1,0 +1,97 @@
+"""The nemesis seam: a fault with start and heal, planned by a seeded schedule.
+
+A `Nemesis` turns one `FaultPlan` (pure data, chosen from the seed) into an active
+`Fault` by acting on the cluster only through the backend's "run on node", signals to
+daemons and the cluster's restart hooks; `Fault.heal` undoes it. Both record nemesis
+events in the history. A nemesis that cannot work against a target or backend says so
+through `refusal` before the run starts, and is never run as a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from harness.backends.base import Backend, Daemon, Node
+
+
+class NemesisRefused(RuntimeError):
+    """This fault cannot work here; the message says which fault, where, and why."""
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """One scheduled fault. Everything here is a function of the run's seed; `pick` is a
+    seeded number the nemesis uses to choose nodes among those it can see at run time."""
+
+    nemesis: str
+    mode: str
+    at_s: float  # seconds after the workload started
+    duration_s: float
+    pick: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class Cluster(Protocol):
+    """What a nemesis may touch: provided by the runner."""
+
+    backend: Backend
+    nodes: Sequence[Node]
+
+    def member(self, node: Node) -> Daemon | None:
+        """The member daemon running on `node` now (None while it is down)."""
+        ...
+
+    def candidate(self, node: Node) -> Daemon | None:
+        """The candidate daemon running on `node` now (None while it is down)."""
+        ...
+
+    def kill_member(self, node: Node) -> None:
+        """SIGKILL the member and wait for it to be gone (restart with `start_member`)."""
+        ...
+
+    def start_member(self, node: Node) -> None: ...
+
+    def kill_candidate(self, node: Node) -> None:
+        """SIGKILL the candidate; the runner records `crash` for its process id."""
+        ...
+
+    def start_candidate(self, node: Node) -> None:
+        """Start a new candidate on `node`, with a new process id."""
+        ...
+
+    def leader(self) -> Node | None:
+        """The node that the latest status observations agree leads, if any."""
+        ...
+
+    def member_clock_file(self, node: Node) -> str | None:
+        """Path on the node of the member's clock control file; None if not skewable."""
+        ...
+
+    def candidate_clock_file(self, node: Node) -> str:
+        """Path on the node of the candidate's clock control file."""
+        ...
+
+    def record(self, f: str, value: dict[str, Any]) -> None:
+        """Record a nemesis event (process "nemesis", type "info") now."""
+        ...
+
+
+class Fault(Protocol):
+    """An active fault. `heal` is idempotent and safe to call from any exit path."""
+
+    description: str
+
+    def heal(self) -> None: ...
+
+
+class Nemesis(Protocol):
+    name: str
+    modes: tuple[str, ...]
+
+    def refusal(self, cluster: Cluster) -> str | None:
+        """Why this nemesis cannot run against this cluster, or None if it can."""
+        ...
+
+    def start(self, cluster: Cluster, plan: FaultPlan) -> Fault: ...
