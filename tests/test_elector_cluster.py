@@ -384,3 +384,31 @@ def test_single_node_cluster_leads_alone(make_cluster: Callable[..., Cluster]) -
     assert leader == "n1" and term == 1
     code, won = http(cluster.members["n1"].api_port, "POST", "/campaign", {})
     assert code == 200 and won["leader"] is True and won["token"] == 1
+
+
+def test_paused_leader_answers_not_leader_right_after_sigcont(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    cluster = make_cluster()
+    cluster.start_all()
+    old, term = cluster.wait_agreed_leader()
+    proc = cluster.members[old].proc
+    assert proc is not None
+    others = [n for n in cluster.members if n != old]
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            statuses = cluster.statuses(others)
+            if any(s["role"] == "leader" for s in statuses.values()):
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError("no new leader while the old one was paused")
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    # The first answer after SIGCONT must already reflect the expired lease.
+    lease = http(cluster.members[old].api_port, "GET", "/lease")[1]
+    assert lease["leader"] is False and lease["lease_remaining_ns"] == 0
+    new, new_term = cluster.wait_agreed_leader()
+    assert new != old and new_term > term

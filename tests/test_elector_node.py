@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import pytest
+
 from harness.elector.config import ElectorConfig, LeaseConfig
 from harness.elector.node import Envelope, Node, Role
 from harness.elector.protocol import (
     Heartbeat,
     HeartbeatReply,
+    ProtocolError,
     RequestVote,
     TimeoutNow,
     VoteReply,
@@ -256,3 +259,25 @@ def test_messages_from_non_members_are_ignored() -> None:
     node = Node("n1", IDS, ElectorConfig(), RecordingStore(), 0)
     assert node.receive(RequestVote("n9", 50), 10_000 * MS) == []
     assert node.term == 0
+
+
+def test_protocol_round_trip_and_strict_decoding() -> None:
+    for message in (
+        RequestVote("n1", 3, pre_vote=True, transfer=False),
+        VoteReply("n2", 3, False, reason="sticky"),
+        Heartbeat("n1", 3, 99),
+        HeartbeatReply("n2", 3, True, 99),
+        TimeoutNow("n1", 3),
+    ):
+        assert decode(encode(message)) == message
+    for bad in (
+        b"not json",
+        b"[1]",
+        b'{"kind": "nope", "src": "n1", "term": 1}',
+        b'{"kind": "heartbeat", "src": "n1", "term": 1}',
+        b'{"kind": "heartbeat", "src": "n1", "term": true, "sent_ns": 1}',
+        b'{"kind": "heartbeat", "src": "n1", "term": -1, "sent_ns": 1}',
+        b'{"kind": "timeout_now", "src": "n1", "term": 1, "extra": 0}',
+    ):
+        with pytest.raises(ProtocolError):
+            decode(bad)
