@@ -32,6 +32,13 @@ class Skew:
         drift = (self.rate - 1.0) * max(0, real_ns - self.since_ns)
         return real_ns + self.offset_ns + int(drift)
 
+    def invert(self, skewed_ns: int) -> int:
+        """The real monotonic time at which this skew reads `skewed_ns`."""
+        after = self.since_ns + (skewed_ns - self.offset_ns - self.since_ns) / self.rate
+        if after >= self.since_ns:
+            return int(after)
+        return skewed_ns - self.offset_ns
+
     def to_json(self) -> str:
         return json.dumps(
             {"offset_ns": self.offset_ns, "rate": self.rate, "since_ns": self.since_ns}
@@ -98,3 +105,8 @@ class SkewClock:
 
     def now(self) -> float:
         return self.now_ns() / 1e9
+
+    def monotonic_at(self, skewed_ns: int) -> int:
+        """When (real monotonic ns) this clock read, or will read, `skewed_ns`: used to
+        stamp, on the reference clock, the moment a skewed deadline passed."""
+        return self._current_skew().invert(skewed_ns)

@@ -65,6 +65,7 @@ class Backend(Protocol):
     name: str
     run_id: str
     host_address: str  # the harness's own address as the nodes reach it (resource, probes)
+    python: str  # the Python interpreter on a node, to run the elector and the candidates
 
     def provision(self, names: Sequence[str]) -> list[Node]: ...
 

@@ -22,6 +22,7 @@ import os
 import secrets
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -158,6 +159,8 @@ class LocalBackend:
     """
 
     name = "local"
+    # Nodes share this machine's file system, so they run the harness's own interpreter.
+    python = sys.executable
 
     def __init__(self, run_id: str, state_dir: Path | str | None = None) -> None:
         check_available()

@@ -43,6 +43,12 @@ class Target(Protocol):
 
     name: str
 
+    @property
+    def stale_grace_ns(self) -> int:
+        """How long a deposed member may go on calling itself leader (the stale-leader
+        rule's grace), from the target's own timing."""
+        ...
+
     def setup(self, backend: Backend, nodes: Sequence[Node], run_dir: Path) -> None:
         """Write configuration for every node; nothing starts yet."""
         ...
@@ -56,6 +62,8 @@ class Target(Protocol):
     def probe(self, node: Node, timeout: float) -> MemberView | None:
         """The member's own view, or None if it did not answer in time."""
         ...
+
+    def close(self) -> None: ...
 
 
 @runtime_checkable

@@ -1,0 +1,229 @@
+"""The candidate process: campaign, do leader-only writes, notice loss, resign, repeat.
+
+One OS process per node, started by the runner inside the node (so a partition cuts it
+off with its node and a pause freezes it), writing its own history file. Every step is
+an event in format v1, stamped on the reference clock; decisions (the guarded deadline)
+read the candidate's own skewable clock, which the clock nemesis may skew.
+
+    python -m workloads.candidate --process 4 --node n1 --adapter reference \
+        --endpoint http://10.213.4.11:7100 --resource http://10.213.4.1:41234 \
+        --history run/history/p4.jsonl [--clock-file F] [--settings JSON] [--seed N]
+
+The run's clock origin comes from the environment (HARNESS_T0_NS). SIGTERM ends the
+process at once; every event it recorded is already with the operating system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from harness.history.writer import HistoryWriter
+from harness.recorder import Recorder, RefClock
+from harness.skewclock import SkewClock
+from workloads.clients import ClientError, ElectionClient, make_client
+from workloads.settings import CandidateSettings, SettingsError, parse_candidate_settings
+
+MS = 1_000_000
+
+
+class Candidate:
+    """The election workload for one process id."""
+
+    def __init__(
+        self,
+        *,
+        process: int,
+        node: str,
+        client: ElectionClient,
+        resource: httpx.Client,
+        recorder: Recorder,
+        clock: SkewClock,
+        settings: CandidateSettings,
+        rng: random.Random,
+    ) -> None:
+        self.process = process
+        self.node = node
+        self.client = client
+        self.resource = resource
+        self.rec = recorder
+        self.clock = clock
+        self.s = settings
+        self.rng = rng
+        self.seq = 0
+
+    def record(self, etype: str, f: str, value: dict[str, Any] | None = None, **kw: Any) -> int:
+        return self.rec.record(self.process, etype, f, value, node=self.node, **kw)
+
+    def run_forever(self) -> None:
+        while True:
+            token, deadline = self.campaign()
+            if token is None:
+                time.sleep(self.rng.uniform(0.05, 0.2))
+                continue
+            self.hold(token, deadline)
+
+    # --- campaigning -----------------------------------------------------------------
+
+    def campaign(self) -> tuple[int | None, int | None]:
+        """(token, deadline on the candidate's clock or None) when leader, else (None, None)."""
+        self.record("invoke", "acquire")
+        sent = self.clock.now_ns()
+        try:
+            grant = self.client.campaign(self.s.campaign_timeout_s)
+        except ClientError as exc:
+            self.record("info", "acquire", {"error": str(exc)[:200]})
+            return None, None
+        if grant is None:
+            self.record("fail", "acquire")
+            return None, None
+        self.record("ok", "acquire", {"token": grant.token})
+        deadline = None
+        if grant.lease_ns is not None:
+            deadline = sent + grant.lease_ns - self.s.lease_margin_ms * MS
+        return grant.token, deadline
+
+    # --- holding leadership ------------------------------------------------------------
+
+    def hold(self, token: int, deadline: int | None) -> None:
+        guarded = self.s.discipline == "guarded"
+        check_every = self.s.check_interval_ms * MS
+        hold_until = self.clock.now_ns() + int(self.rng.uniform(*self.s.hold_s) * 1e9)
+        last_check = self.clock.now_ns()
+        while True:
+            if self.clock.now_ns() - last_check >= check_every:
+                last_check = self.clock.now_ns()
+                if guarded:
+                    outcome = self.refresh(token)
+                    if outcome is False:
+                        return
+                    if outcome is not None and deadline is not None:
+                        deadline = max(deadline, outcome)
+                elif self.told_lost(token):
+                    return
+            # The deadline check and the write's invoke share one reading of the clocks,
+            # so a pause between them cannot let a write start after the deadline.
+            now_c = self.clock.now_ns()
+            now_ref = self.rec.clock.now()
+            if guarded and (deadline is None or now_c >= deadline):
+                self.lost_at_deadline(deadline)
+                return
+            if now_c >= hold_until:
+                if self.rng.random() < self.s.resign_probability:
+                    self.release(token)
+                    return
+                hold_until = now_c + int(self.rng.uniform(*self.s.hold_s) * 1e9)
+            self.write(token, now_ref)
+            time.sleep(self.s.write_interval_ms / 1000)
+
+    def told_lost(self, token: int) -> bool:
+        """Naive: only an answer saying another leader or no leadership counts as loss;
+        no answer at all is taken as no news."""
+        try:
+            state = self.client.check()
+        except ClientError:
+            return False
+        if state.leader and state.token == token:
+            return False
+        self.record("info", "lost", {"token": token, "reason": "told"})
+        return True
+
+    def refresh(self, token: int) -> int | bool | None:
+        """Ask the member. A new deadline, None (no answer: keep the old one), or False
+        (lost: recorded)."""
+        sent = self.clock.now_ns()
+        try:
+            state = self.client.check()
+        except ClientError:
+            return None
+        if not state.leader or state.token != token:
+            self.record("info", "lost", {"token": token, "reason": "told"})
+            return False
+        if state.remaining_ns is None:
+            return None
+        return sent + state.remaining_ns - self.s.lease_margin_ms * MS
+
+    def lost_at_deadline(self, deadline: int | None) -> None:
+        """Guarded: the deadline passed with nothing done since, so the candidate stopped
+        being willing to act at the deadline: record `lost` then (never before an event
+        it already recorded; the recorder enforces that)."""
+        at = None
+        if deadline is not None:
+            at = self.rec.clock.from_monotonic(self.clock.monotonic_at(deadline))
+        self.record("info", "lost", {"reason": "lease deadline passed"}, time_ns=at)
+
+    def release(self, token: int) -> None:
+        self.record("invoke", "release", {"token": token})
+        try:
+            self.client.resign()
+        except ClientError as exc:
+            self.record("info", "release", {"error": str(exc)[:200]})
+        else:
+            self.record("ok", "release")
+        time.sleep(self.s.resign_backoff_s)
+
+    def write(self, token: int, at_ref: int) -> None:
+        """One leader-only write, invoked at the moment the deadline check passed."""
+        seq = self.seq
+        self.seq += 1
+        self.record("invoke", "write", {"token": token, "seq": seq}, time_ns=at_ref)
+        try:
+            response = self.resource.post(
+                "/write", json={"token": token, "seq": seq, "process": self.process}
+            )
+        except httpx.HTTPError as exc:
+            self.record("info", "write", {"error": type(exc).__name__})
+            return
+        if response.status_code == 200:
+            self.record("ok", "write", {"applied_at": int(response.json()["applied_at"])})
+        elif response.status_code == 409:
+            self.record("fail", "write", response.json())
+        else:
+            self.record("info", "write", {"error": f"HTTP {response.status_code}"})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workloads.candidate")
+    parser.add_argument("--process", type=int, required=True)
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--adapter", required=True)
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--resource", required=True)
+    parser.add_argument("--history", required=True)
+    parser.add_argument("--clock-file")
+    parser.add_argument("--settings", default="{}", help="JSON object of workload settings")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        settings = parse_candidate_settings(json.loads(args.settings))
+    except (SettingsError, ValueError) as exc:
+        print(f"candidate: --settings: {exc}", file=sys.stderr)
+        return 2
+    recorder = Recorder(HistoryWriter(args.history), RefClock.from_env())
+    client = make_client(args.adapter, args.endpoint, request_timeout_s=settings.request_timeout_s)
+    resource = httpx.Client(base_url=args.resource, timeout=settings.request_timeout_s)
+    candidate = Candidate(
+        process=args.process,
+        node=args.node,
+        client=client,
+        resource=resource,
+        recorder=recorder,
+        clock=SkewClock(args.clock_file),
+        settings=settings,
+        rng=random.Random(args.seed * 1_000_003 + args.process),
+    )
+    try:
+        candidate.run_forever()
+    finally:
+        recorder.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

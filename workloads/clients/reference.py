@@ -1,0 +1,50 @@
+"""Election client for the reference elector's local HTTP API (harness/elector)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from workloads.clients.base import ClientError, Grant, LeaseState
+
+
+class ReferenceClient:
+    def __init__(self, endpoint: str, *, request_timeout_s: float = 1.0) -> None:
+        self._http = httpx.Client(base_url=endpoint, timeout=request_timeout_s)
+        self._timeout = request_timeout_s
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None, timeout: float) -> Any:
+        try:
+            response = self._http.request(method, path, json=body, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise ClientError(f"{method} {path}: {exc!r}") from exc
+        if response.status_code != 200:
+            raise ClientError(f"{method} {path}: HTTP {response.status_code}: {response.text}")
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ClientError(f"{method} {path}: not JSON: {response.text!r}") from exc
+
+    def campaign(self, timeout_s: float) -> Grant | None:
+        answer = self._call(
+            "POST", "/campaign", {"timeout_s": timeout_s}, timeout_s + self._timeout
+        )
+        if not answer.get("leader"):
+            return None
+        return Grant(token=int(answer["token"]), lease_ns=int(answer["lease_remaining_ns"]))
+
+    def check(self) -> LeaseState:
+        answer = self._call("GET", "/lease", None, self._timeout)
+        leader = bool(answer.get("leader"))
+        return LeaseState(
+            leader=leader,
+            token=int(answer["term"]) if answer.get("term") is not None else None,
+            remaining_ns=int(answer.get("lease_remaining_ns") or 0),
+        )
+
+    def resign(self) -> None:
+        self._call("POST", "/resign", {}, self._timeout)
+
+    def close(self) -> None:
+        self._http.close()
