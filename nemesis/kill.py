@@ -1,0 +1,122 @@
+"""The kill nemesis: SIGKILL a node's member and/or candidate, restart them at heal.
+
+Modes name the processes: `member`, `candidate` or `both`. The plan's `target` param
+says which nodes: one, leader, follower, minority, majority or all. `all` matters: every
+member killed and then all restarted is what exposes an elector that keeps its votes or
+term only in memory (after the restart it may vote twice in one term).
+
+Killing goes through the cluster's hooks (`kill_member`, `kill_candidate`), which wait
+until the process is gone and record a candidate's `crash`; heal restarts through
+`start_member` / `start_candidate`, members before candidates since a candidate needs
+its member. Heal retries only what has not been restarted yet, so it is idempotent.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from harness.backends.base import Node
+from nemesis._common import (
+    PROCESSES,
+    TARGETS,
+    FaultError,
+    check_keys,
+    choose_nodes,
+    start_or_undo,
+    subset,
+)
+from nemesis.base import Cluster, FaultPlan
+
+
+def kinds(processes: str) -> list[str]:
+    return [k for k in ("member", "candidate") if processes in (k, "both")]
+
+
+class KillFault:
+    def __init__(self, cluster: Cluster, nodes: list[Node], processes: str, value: dict[str, Any]):
+        self.cluster = cluster
+        self.nodes = nodes
+        self.processes = processes
+        self.value = value
+        self.description = f"kill {processes} on {', '.join(n.name for n in nodes)}"
+        self.killed: list[tuple[Node, str]] = []
+        self._restarted: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._healed = False
+
+    def apply(self) -> None:
+        for node in self.nodes:
+            for kind in kinds(self.processes):
+                # Recorded before the call: a kill that raised may still have killed.
+                self.killed.append((node, kind))
+                if kind == "member":
+                    self.cluster.kill_member(node)
+                else:
+                    self.cluster.kill_candidate(node)
+
+    def heal(self) -> None:
+        with self._lock:
+            if self._healed:
+                return
+            errors = []
+            for kind in ("member", "candidate"):
+                for node, k in self.killed:
+                    if k != kind or (node.name, kind) in self._restarted:
+                        continue
+                    try:
+                        if kind == "member":
+                            self.cluster.start_member(node)
+                        else:
+                            self.cluster.start_candidate(node)
+                    except Exception as exc:
+                        errors.append(f"{node.name} {kind}: {exc}")
+                        continue
+                    self._restarted.add((node.name, kind))
+            if errors:
+                raise FaultError(f"{self.description}: restart failed: " + "; ".join(errors))
+            self._healed = True
+            self.cluster.record("restart", self.value)
+
+    def __repr__(self) -> str:
+        return f"KillFault({self.description!r})"
+
+
+class KillNemesis:
+    """SIGKILL and restart of members and candidates."""
+
+    name = "kill"
+    SETTINGS: Mapping[str, str] = {
+        "modes": f"a list of {', '.join(PROCESSES)}",
+        "targets": f"a list of {', '.join(TARGETS)}",
+    }
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        settings = {} if settings is None else settings
+        check_keys(self.name, settings, self.SETTINGS)
+        self.modes: tuple[str, ...] = subset(
+            self.name, "modes", settings.get("modes", PROCESSES), PROCESSES
+        )
+        self.targets = subset(self.name, "targets", settings.get("targets", TARGETS), TARGETS)
+
+    def refusal(self, cluster: Cluster) -> str | None:
+        return None  # every target can be restarted through the cluster's hooks
+
+    def plan_params(self, mode: str, rng: random.Random) -> dict[str, Any]:
+        return {"target": rng.choice(self.targets)}
+
+    def start(self, cluster: Cluster, plan: FaultPlan) -> KillFault:
+        target = plan.params.get("target", "one")
+        nodes, note = choose_nodes(cluster, target, plan.pick)
+        value: dict[str, Any] = {
+            "nodes": [n.name for n in nodes],
+            "processes": plan.mode,
+            "target": target,
+        }
+        if note:
+            value["note"] = note
+        fault = KillFault(cluster, nodes, plan.mode, value)
+        start_or_undo(cluster, "kill", value, fault.apply, fault.heal)
+        return fault
