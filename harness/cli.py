@@ -1,4 +1,4 @@
-"""The `harness` command line: `harness check FILE` (more subcommands join as they land).
+"""The `harness` command line: `harness check FILE` and `harness run ...`.
 
 Exit status: 0 valid, 1 invalid (violations found), 2 malformed input, bad usage, or a
 verdict of "unknown".
@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from harness import options as opts
 from harness.checker import Verdict, check_file
 from harness.history import HistoryError
 
@@ -60,7 +62,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="stale-leader grace in nanoseconds (default 0)",
     )
     check.set_defaults(handler=_cmd_check)
+
+    run = sub.add_parser(
+        "run",
+        help="run a cluster under faults, check the history, write a run directory",
+        description="Start a cluster of the target, run candidates and the fault schedule "
+        "for the time limit, heal, check. Exit 0 valid, 1 violations found, 2 could not run.",
+    )
+    run.add_argument("--config", metavar="FILE", help="run configuration (YAML)")
+    run.add_argument("--target", type=_option(opts.parse_target), help="reference, etcd, consul")
+    run.add_argument(
+        "--nemesis", dest="nemeses", type=_option(opts.parse_nemeses),
+        help="faults, comma-separated: partition, pause, kill, clock (or none)",
+    )  # fmt: skip
+    run.add_argument("--backend", type=_option(opts.parse_backend), help="auto, local, docker")
+    run.add_argument("--nodes", type=_option(opts.parse_nodes), help="cluster size (3, 5, 7)")
+    run.add_argument(
+        "--time-limit", dest="time_limit", type=_option(opts.parse_time_limit), metavar="SECONDS"
+    )
+    run.add_argument("--seed", type=_option(opts.parse_seed))
+    run.add_argument("--store", default="store", help="where run directories go (default store/)")
+    run.set_defaults(handler=_cmd_run)
     return parser
+
+
+def _option(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """argparse type from an options parser: its message, without repeating the flag."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except opts.OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+
+    return convert
 
 
 def format_ns(ns: int | None) -> str:
@@ -119,6 +154,38 @@ def _cmd_check(args: argparse.Namespace) -> int:
     else:
         print(format_verdict(verdict))
     return exit_status(verdict)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    # Imported here so that `harness check` stays light and works without run extras.
+    from harness.run.progress import LineProgress, LiveProgress
+    from harness.run.runner import Runner
+    from harness.runconfig import ConfigError, load_run_config
+
+    overrides = {
+        key: getattr(args, key)
+        for key in ("target", "nemeses", "backend", "nodes", "time_limit", "seed")
+    }
+    try:
+        cfg = load_run_config(args.config, overrides)
+    except ConfigError as exc:
+        print(f"harness run: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    runner = Runner(cfg, store=Path(args.store))
+    title = f"{cfg.target} x{cfg.nodes}, nemesis {'+'.join(cfg.nemeses)}, seed {cfg.seed}"
+    progress = LiveProgress(runner.status, title) if sys.stderr.isatty() else LineProgress()
+    runner.progress = progress
+    try:
+        outcome = runner.execute()
+    finally:
+        progress.close()
+    if outcome.verdict is not None:
+        print(format_verdict(outcome.verdict))
+    if outcome.error is not None:
+        print(f"harness run: {outcome.error}", file=sys.stderr)
+    if outcome.run_dir is not None:
+        print(f"run directory: {outcome.run_dir}")
+    return outcome.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,10 +1,21 @@
-"""pytest plugin (entry point `pytest11`): the harness's run options and a fixture for them.
+"""pytest plugin (entry point `pytest11`): the harness's run options, and scenario runs.
 
 Registered once through the package's entry point, so it behaves the same in this
 repository and in a user's; the repository's conftest.py does not register it again.
+
+Tests marked `scenario` are real runs: they are selected by giving `--target` (or
+`--nemesis`) and skipped otherwise, so plain `pytest` runs only the fast tests. The
+`harness_run` fixture runs the selected target under the selected nemeses and returns
+the outcome; each run's directory is listed in the terminal summary, and kept only
+when its test failed (or always, with `--keep-runs`).
 """
 
 from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +35,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("leader-harness", "leader-election fault injection")
     for flag, default, help_text in _OPTIONS:
         group.addoption(flag, action="store", default=None, help=f"{help_text} (default {default})")
+    group.addoption(
+        "--harness-store",
+        default="store/pytest",
+        help="where scenario run directories go (default store/pytest)",
+    )
+    group.addoption(
+        "--keep-runs",
+        action="store_true",
+        help="keep every scenario run directory, not only failed",
+    )
 
 
 def _run_options(config: pytest.Config) -> opts.RunOptions:
@@ -44,6 +65,9 @@ def _run_options(config: pytest.Config) -> opts.RunOptions:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "scenario: a real run of a cluster under faults (select with --target)"
+    )
     try:
         config.stash[_RUN_OPTIONS] = _run_options(config)
     except opts.OptionError as exc:
@@ -52,6 +76,77 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _RUN_OPTIONS = pytest.StashKey[opts.RunOptions]()
+
+
+def _scenarios_selected(config: pytest.Config) -> bool:
+    return config.getoption("--target") is not None or config.getoption("--nemesis") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _scenarios_selected(config):
+        return
+    skip = pytest.mark.skip(reason="scenario run: select with --target=... and --nemesis=...")
+    for item in items:
+        if item.get_closest_marker("scenario") is not None:
+            item.add_marker(skip)
+
+
+_RUNS = pytest.StashKey[list[tuple[str, str]]]()  # (test id, run directory)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def harness_run(request: pytest.FixtureRequest, harness_options: opts.RunOptions) -> Any:
+    """Run the selected target under the selected nemeses: `harness_run(config=None, **overrides)`
+    returns the runner's outcome (`.verdict`, `.exit_code`, `.run_dir`, `.error`)."""
+    from harness.run.runner import Runner
+    from harness.runconfig import load_run_config
+
+    config = request.config
+    store = Path(config.getoption("--harness-store"))
+    made: list[Path] = []
+
+    def run(config_path: str | os.PathLike[str] | None = None, **overrides: Any) -> Any:
+        base = {
+            "target": harness_options.target,
+            "nemeses": harness_options.nemeses,
+            "backend": harness_options.backend,
+            "nodes": harness_options.nodes,
+            "time_limit": harness_options.time_limit,
+            "seed": harness_options.seed,
+        }
+        cfg = load_run_config(config_path, {**base, **overrides})
+        outcome = Runner(cfg, store=store).execute()
+        if outcome.run_dir is not None:
+            made.append(outcome.run_dir)
+            config.stash.setdefault(_RUNS, []).append((request.node.nodeid, str(outcome.run_dir)))
+        return outcome
+
+    yield run
+    failed = request.node.stash.get(_FAILED, True)
+    if not failed and not config.getoption("--keep-runs"):
+        for run_dir in made:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    runs = config.stash.get(_RUNS, [])
+    if not runs:
+        return
+    terminalreporter.section("harness runs")
+    for nodeid, run_dir in runs:
+        kept = "kept" if Path(run_dir).exists() else "removed (passed)"
+        terminalreporter.write_line(f"{nodeid}: {run_dir} [{kept}]")
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,7 @@ class RunConfig:
     nemesis_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     server: dict[str, Any] = field(default_factory=dict)
     workload: CandidateSettings = field(default_factory=CandidateSettings)
+    workload_explicit: dict[str, Any] = field(default_factory=dict)  # keys the YAML set
     fencing: bool = True
     tolerance_ns: int = 0
     stale_grace_ns: int | None = None
@@ -211,7 +212,8 @@ def parse_run_config(data: Any, source: str, target_hint: str | None = None) -> 
         cfg.nemesis_settings[key] = r.mapping(value, f"nemesis.{key}")
     cfg.server = r.mapping(data.get("server"), "server")
     try:
-        cfg.workload = parse_candidate_settings(r.mapping(data.get("workload"), "workload"))
+        cfg.workload_explicit = dict(r.mapping(data.get("workload"), "workload"))
+        cfg.workload = parse_candidate_settings(cfg.workload_explicit)
     except SettingsError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     resource = r.mapping(data.get("resource"), "resource")

@@ -49,6 +49,12 @@ class Target(Protocol):
         rule's grace), from the target's own timing."""
         ...
 
+    @property
+    def nemesis_defaults(self) -> dict[str, dict[str, Any]]:
+        """Nemesis settings this target needs by default (the run's YAML overrides them),
+        e.g. which processes a clock fault reaches."""
+        ...
+
     def setup(self, backend: Backend, nodes: Sequence[Node], run_dir: Path) -> None:
         """Write configuration for every node; nothing starts yet."""
         ...

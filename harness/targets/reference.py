@@ -40,6 +40,11 @@ class ReferenceTarget:
         it down within the longest election timeout, and the probe adds its own delay."""
         return self.config.election_timeout_ms[1] * 1_000_000 + PROBE_SLACK_NS
 
+    @property
+    def nemesis_defaults(self) -> dict[str, dict[str, Any]]:
+        # The member and the candidate of a node share a host, and so a clock.
+        return {"clock": {"processes": "both"}}
+
     def _paths(self, node: Node) -> dict[str, Path]:
         base = self._run_dir / "nodes" / node.name
         return {
@@ -77,7 +82,11 @@ class ReferenceTarget:
         return self._backend.spawn(node, "elector", argv, log_path=paths["out"])
 
     def candidate(self, node: Node) -> CandidateSpec:
-        return CandidateSpec("reference", f"http://{node.address}:{API_PORT}", {})
+        # The elector's lease already carries its own drift margin; the candidate only
+        # allows for its request to the member on the same host.
+        return CandidateSpec(
+            "reference", f"http://{node.address}:{API_PORT}", {"lease_margin_ms": 10}
+        )
 
     def probe(self, node: Node, timeout: float) -> MemberView | None:
         try:

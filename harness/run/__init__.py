@@ -1,0 +1,1 @@
+"""One run, end to end: provision, start, workload under faults, heal, check, tear down."""
