@@ -11,7 +11,7 @@
       faults: [partition]      # or "partition,pause"; [none] for no faults
       schedule: {warmup_s: 2, gap_s: [1, 3], duration_s: [2, 5]}
       clock: {max_rate_skew: 0.2}   # per-nemesis settings, by name
-    server: {...}              # the target's server settings
+    server: {...}              # the target's server settings, or a path to a file of them
     workload: {...}            # candidate settings (workloads/settings.py)
     resource: {fencing: true}
     check: {tolerance_ns: 0, stale_grace_ns: null}   # null: the target's own bound
@@ -74,6 +74,7 @@ class RunConfig:
     tolerance_ns: int = 0
     stale_grace_ns: int | None = None
     source: str | None = None  # the YAML file it came from
+    server_source: str | None = None  # where `server` came from, if its own file
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,7 +211,13 @@ def parse_run_config(data: Any, source: str, target_hint: str | None = None) -> 
                 f"nemesis name ({', '.join(n for n in opts.NEMESES if n != 'none')})"
             )
         cfg.nemesis_settings[key] = r.mapping(value, f"nemesis.{key}")
-    cfg.server = r.mapping(data.get("server"), "server")
+    server = data.get("server")
+    if isinstance(server, str):
+        # A path to the target's own configuration file, relative to this file.
+        server_path = Path(source).parent / server
+        server = load_yaml(server_path)
+        cfg.server_source = str(server_path)
+    cfg.server = r.mapping(server, "server")
     try:
         cfg.workload_explicit = dict(r.mapping(data.get("workload"), "workload"))
         cfg.workload = parse_candidate_settings(cfg.workload_explicit)

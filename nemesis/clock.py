@@ -208,6 +208,9 @@ class ClockFault:
         return f"ClockFault({self.description!r})"
 
 
+RATE_TARGETS = ("leader", "follower")
+
+
 class ClockNemesis:
     """Clock bump, strobe and rate skew through the harness's clock control files."""
 
@@ -219,6 +222,8 @@ class ClockNemesis:
         "max_bump_ms": "milliseconds in (0, 3600000] (default 250)",
         "strobe_period_ms": "milliseconds in (0, 60000] (default 100)",
         "unbounded": "true or false (default false): lift the bounded-drift envelope",
+        "rate_targets": "a list of leader, follower: whose rate `rate` skews (default both)",
+        "min_rate_skew": "a number in (0, max_rate_skew] (default max_rate_skew / 4)",
     }
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
@@ -240,6 +245,16 @@ class ClockNemesis:
         )
         self.strobe_period_ms = number(
             self.name, "strobe_period_ms", settings.get("strobe_period_ms", 100), 0, 60_000
+        )
+        self.rate_targets: tuple[str, ...] = subset(
+            self.name, "rate_targets", settings.get("rate_targets", RATE_TARGETS), RATE_TARGETS
+        )
+        self.min_rate_skew = number(
+            self.name,
+            "min_rate_skew",
+            settings.get("min_rate_skew", self.max_rate_skew / 4),
+            0,
+            self.max_rate_skew,
         )
         self.unbounded = settings.get("unbounded", False)
         if not isinstance(self.unbounded, bool):
@@ -283,13 +298,13 @@ class ClockNemesis:
             params["offset_ns"] = amount_ns
             params["period_ms"] = self.strobe_period_ms
         elif mode == "rate":
-            skew = rng.uniform(0.25, 1.0) * self.max_rate_skew
+            skew = rng.uniform(self.min_rate_skew, self.max_rate_skew)
             if unbounded:
                 params["target"] = rng.choice(any_target)
                 sign = rng.choice((-1, 1))
             else:
                 # Slow on the leader, fast on a follower: the directions that matter.
-                params["target"] = rng.choice(("leader", "follower"))
+                params["target"] = rng.choice(self.rate_targets)
                 sign = -1 if params["target"] == "leader" else 1
             params["rate"] = round(1.0 + sign * skew, 6)
         else:

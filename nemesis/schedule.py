@@ -1,9 +1,11 @@
 """The fault schedule: a pure function of the nemeses, the seed and the time limit.
 
-After a warm-up, quiet gaps and faults alternate; at most one fault is active at a time
-and every fault ends before the time limit. Nemeses are drawn from a shuffled bag (each
-appears once per round, in a seeded order), and so are each nemesis's modes, so a long
-run covers every nemesis and mode evenly while staying random. A nemesis may offer
+Each nemesis has its own timeline, as in Jepsen's composed nemeses: after a warm-up,
+quiet gaps and its faults alternate, so one nemesis has at most one fault active at a
+time, while faults of different nemeses overlap (a clock skew during a partition is
+what exposes a lease that trusts clocks). Every fault ends before the time limit. Each
+nemesis draws its modes from a shuffled bag (every mode once per round, in a seeded
+order), so a long run covers every mode evenly while staying random. A nemesis may offer
 `plan_params(mode, rng)` to draw its own parameters (targets, offsets, rates) from the
 same seeded generator; `pick` is a seeded number the nemesis uses at run time to choose
 among the nodes it can see. The same arguments always give the same schedule: runs are
@@ -50,8 +52,10 @@ def make_schedule(
     gap_s: tuple[float, float] = (1.0, 3.0),
     duration_s: tuple[float, float] = (2.0, 5.0),
 ) -> list[FaultPlan]:
-    """Plans in start order: warm-up, fault, gap, fault, gap, ... until the next fault
-    would not end before `time_limit_s`. Times are rounded to the millisecond."""
+    """Plans in start order. Per nemesis: warm-up, fault, gap, fault, gap, ... until its
+    next fault would not end before `time_limit_s`. Times are rounded to the millisecond;
+    each timeline starts after a seeded extra delay of up to one gap, so that several
+    nemeses do not all strike together at the end of the warm-up."""
     gap = _range("gap_s", gap_s, positive=False)
     duration = _range("duration_s", duration_s, positive=True)
     if warmup_s < 0:
@@ -64,21 +68,22 @@ def make_schedule(
     for nem in nemeses:
         if not nem.modes:
             raise ValueError(f"schedule: nemesis {nem.name} has no modes")
-    rng = random.Random(seed)  # the only source of randomness: same seed, same plans
-    by_name = {n.name: n for n in nemeses}
-    nemesis_bag = _Bag(names, rng)
-    mode_bags = {n.name: _Bag(n.modes, rng) for n in nemeses}
     plans: list[FaultPlan] = []
-    t = round(float(warmup_s), 3)
-    while True:
-        name = nemesis_bag.draw()
-        nem = by_name[name]
-        mode = mode_bags[name].draw()
-        dur = round(rng.uniform(*duration), 3)
-        if t + dur >= time_limit_s:
-            return plans
-        pick = rng.randrange(2**32)
+    for nem in nemeses:
+        # One seeded generator per nemesis: adding a nemesis to a run leaves the
+        # others' timelines as they were.
+        rng = random.Random(f"{seed}:{nem.name}")
+        modes = _Bag(nem.modes, rng)
         draw_params = getattr(nem, "plan_params", None)
-        params = dict(draw_params(mode, rng)) if draw_params is not None else {}
-        plans.append(FaultPlan(name, mode, t, dur, pick, params))
-        t = round(t + dur + rng.uniform(*gap), 3)
+        t = round(float(warmup_s) + rng.uniform(0.0, gap[1]), 3)
+        while True:
+            mode = modes.draw()
+            dur = round(rng.uniform(*duration), 3)
+            if t + dur >= time_limit_s:
+                break
+            pick = rng.randrange(2**32)
+            params = dict(draw_params(mode, rng)) if draw_params is not None else {}
+            plans.append(FaultPlan(nem.name, mode, t, dur, pick, params))
+            t = round(t + dur + rng.uniform(*gap), 3)
+    plans.sort(key=lambda p: (p.at_s, p.nemesis))
+    return plans

@@ -227,11 +227,17 @@ def test_schedule_same_seed_same_plans_and_no_global_state() -> None:
 def test_schedule_shape() -> None:
     limit = 90.0
     plans = make_schedule(all_nemeses(), 7, limit, warmup_s=3.0, gap_s=(1.0, 2.0))
-    assert plans[0].at_s == 3.0
-    for prev, nxt in itertools.pairwise(plans):
-        # One fault at a time, with a quiet gap of at least the minimum between.
-        assert nxt.at_s >= prev.at_s + prev.duration_s + 1.0 - 1e-6
-        assert nxt.at_s <= prev.at_s + prev.duration_s + 2.0 + 1e-6
+    assert [p.at_s for p in plans] == sorted(p.at_s for p in plans)
+    for name in ("partition", "pause", "kill", "clock"):
+        own = [p for p in plans if p.nemesis == name]
+        assert own, name
+        assert 3.0 <= own[0].at_s <= 5.0  # warm-up plus a seeded delay of up to one gap
+        for prev, nxt in itertools.pairwise(own):
+            # One fault of a nemesis at a time, with a quiet gap between.
+            assert nxt.at_s >= prev.at_s + prev.duration_s + 1.0 - 1e-6
+            assert nxt.at_s <= prev.at_s + prev.duration_s + 2.0 + 1e-6
+        last = own[-1]
+        assert last.at_s + last.duration_s + 2.0 + 5.0 >= limit  # the last that fits
     for p in plans:
         assert 2.0 <= p.duration_s <= 5.0
         assert p.at_s + p.duration_s < limit
@@ -239,9 +245,23 @@ def test_schedule_shape() -> None:
         assert p.mode in nem.modes
         assert 0 <= p.pick < 2**32
         json.dumps(p.params)  # plans go into the run's configuration
-    # The last fault is the last that fits: one more would not end in time.
-    last = plans[-1]
-    assert last.at_s + last.duration_s + 2.0 + 5.0 >= limit  # max gap + max duration
+
+
+def test_schedule_overlaps_different_nemeses_only() -> None:
+    plans = make_schedule(make_nemeses(["partition", "clock"], {}), 5, 300.0)
+    overlapping = [
+        (a.nemesis, b.nemesis)
+        for a, b in itertools.combinations(plans, 2)
+        if a.at_s < b.at_s + b.duration_s and b.at_s < a.at_s + a.duration_s
+    ]
+    assert overlapping  # a clock skew during a partition happens
+    assert all(x != y for x, y in overlapping)
+
+
+def test_adding_a_nemesis_keeps_the_others_timelines() -> None:
+    alone = make_schedule(make_nemeses(["partition"], {}), 11, 120.0)
+    mixed = make_schedule(make_nemeses(["partition", "kill"], {}), 11, 120.0)
+    assert [p for p in mixed if p.nemesis == "partition"] == alone
 
 
 def test_schedule_covers_every_nemesis_and_mode() -> None:

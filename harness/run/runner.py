@@ -103,11 +103,22 @@ class FaultDriver(threading.Thread):
         self.done = 0
 
     def run(self) -> None:
+        # Faults of different nemeses overlap, so walk one timeline of starts and heals.
         started = time.monotonic()
+        steps = sorted(
+            [(p.at_s, 1, i, p) for i, p in enumerate(self._plans)]
+            + [(p.at_s + p.duration_s, 0, i, p) for i, p in enumerate(self._plans)],
+            key=lambda step: step[:3],
+        )
+        faults: dict[int, Fault] = {}
         try:
-            for plan in self._plans:
-                if self._halt.wait(max(0.0, started + plan.at_s - time.monotonic())):
+            for at_s, is_start, i, plan in steps:
+                if self._halt.wait(max(0.0, started + at_s - time.monotonic())):
                     return
+                if not is_start:
+                    if i in faults:
+                        self._heal(plan, faults.pop(i))
+                    continue
                 try:
                     fault = self._nemeses[plan.nemesis].start(self._cluster, plan)
                 except StartFailed as exc:
@@ -115,12 +126,11 @@ class FaultDriver(threading.Thread):
                     with self._lock:
                         self.active.append((plan, _Unfinished(plan, exc)))
                     raise
+                faults[i] = fault
                 with self._lock:
                     self.active.append((plan, fault))
                     self._status.faults = [f.description for _, f in self.active]
                 self._progress.fault(self._status, f"fault: {fault.description}")
-                self._halt.wait(plan.duration_s)
-                self._heal(plan, fault)
         except BaseException as exc:  # reported by the runner, which heals what is left
             self.error = exc
 
@@ -207,7 +217,8 @@ class Runner:
         # Everything that can be refused is refused before anything is created.
         try:
             backend_name, why = choose_backend(cfg.backend)
-            target = make_target(cfg.target, cfg.server, f"{cfg.source or 'config'}: server")
+            where = cfg.server_source or f"{cfg.source or 'config'}: server"
+            target = make_target(cfg.target, cfg.server, where)
             names = [n for n in cfg.nemeses if n != "none"]
             settings = {
                 name: {
