@@ -98,10 +98,15 @@ class Candidate:
         # Check at once: a grant can arrive with little of its lease left.
         last_check = self.clock.now_ns() - check_every
         while True:
+            # Woken (from a pause) past the deadline with nothing done since: it stopped
+            # being willing to act at the deadline, whatever the member says now.
+            if guarded and (deadline is None or self.clock.now_ns() >= deadline):
+                self.lost_at_deadline(deadline)
+                return
             if self.clock.now_ns() - last_check >= check_every:
                 last_check = self.clock.now_ns()
                 if guarded:
-                    outcome = self.refresh(token)
+                    outcome = self.refresh(token, deadline)
                     if outcome is False:
                         return
                     if outcome is not None and deadline is not None:
@@ -109,9 +114,11 @@ class Candidate:
                 elif self.told_lost(token):
                     return
             # The deadline check and the write's invoke share one reading of the clocks,
-            # so a pause between them cannot let a write start after the deadline.
-            now_c = self.clock.now_ns()
+            # so a pause between them cannot let a write start after the deadline: the
+            # reference clock is read first, so the invoke is never stamped later than
+            # the moment the candidate's clock was found short of the deadline.
             now_ref = self.rec.clock.now()
+            now_c = self.clock.now_ns()
             if guarded and (deadline is None or now_c >= deadline):
                 self.lost_at_deadline(deadline)
                 return
@@ -135,16 +142,19 @@ class Candidate:
         self.record("info", "lost", {"token": token, "reason": "told"})
         return True
 
-    def refresh(self, token: int) -> int | bool | None:
+    def refresh(self, token: int, deadline: int | None = None) -> int | bool | None:
         """Ask the member. A new deadline, None (no answer: keep the old one), or False
-        (lost: recorded)."""
+        (lost: recorded; at `deadline` if that passed while waiting for the answer)."""
         sent = self.clock.now_ns()
         try:
             state = self.client.check()
         except ClientError:
             return None
         if not state.leader or state.token != token:
-            self.record("info", "lost", {"token": token, "reason": "told"})
+            if deadline is not None and self.clock.now_ns() >= deadline:
+                self.lost_at_deadline(deadline)
+            else:
+                self.record("info", "lost", {"token": token, "reason": "told"})
             return False
         if state.remaining_ns is None:
             return None
