@@ -203,13 +203,21 @@ def test_one_leader_with_lease_and_clean_sigterm(make_cluster: Callable[..., Clu
     assert term >= 1
     leases = {n: http(m.api_port, "GET", "/lease")[1] for n, m in cluster.members.items()}
     assert leases[leader]["leader"] is True
-    assert 0 < leases[leader]["lease_remaining_ns"] <= 250_000_000
+    assert 0 < leases[leader]["lease_remaining_ns"] <= 205_000_000
     assert leases[leader]["term"] == term
     for name, lease in leases.items():
         if name != leader:
-            assert lease == {"leader": False, "term": term, "lease_remaining_ns": 0}
-    code, won = http(cluster.members[leader].api_port, "POST", "/campaign", {"timeout_s": 2})
-    assert code == 200 and won["leader"] is True and won["token"] == term
+            assert lease == {"leader": False, "term": term, "lease_remaining_ns": 0}, lease
+    code, won = http(
+        cluster.members[leader].api_port, "POST", "/campaign", {"timeout_s": 2, "client": "a"}
+    )
+    assert code == 200 and won["leader"] is True and won["token"] == term * 1_000_000
+    # The same client keeps its token; another client gets the next one, which fences it.
+    _, again = http(cluster.members[leader].api_port, "POST", "/campaign", {"client": "a"})
+    assert again["token"] == won["token"]
+    _, other = http(cluster.members[leader].api_port, "POST", "/campaign", {"client": 7})
+    assert other["token"] == won["token"] + 1
+    assert http(cluster.members[leader].api_port, "GET", "/lease")[1]["token"] == other["token"]
     follower = next(n for n in cluster.members if n != leader)
     started = time.monotonic()
     code, lost = http(cluster.members[follower].api_port, "POST", "/campaign", {"timeout_s": 0.3})
@@ -383,7 +391,7 @@ def test_single_node_cluster_leads_alone(make_cluster: Callable[..., Cluster]) -
     leader, term = cluster.wait_agreed_leader()
     assert leader == "n1" and term == 1
     code, won = http(cluster.members["n1"].api_port, "POST", "/campaign", {})
-    assert code == 200 and won["leader"] is True and won["token"] == 1
+    assert code == 200 and won["leader"] is True and won["token"] == 1_000_000
 
 
 def test_paused_leader_answers_not_leader_right_after_sigcont(

@@ -20,7 +20,7 @@ def test_empty_file_gives_safe_defaults(tmp_path: Path) -> None:
     assert config == ElectorConfig()
     assert config.election_timeout_ms == (300, 600)
     # 300 ms * 0.9 - 20 ms
-    assert config.lease_duration_ns == 250_000_000
+    assert config.lease_duration_ns == 205_000_000  # 300 * (1 - 0.25) - 20 ms
 
 
 def test_shipped_configs_load_and_differ_where_documented() -> None:
@@ -84,7 +84,7 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
 
 def test_parse_config_accepts_partial_lease() -> None:
     config = parse_config({"lease": {"margin_ms": 0}})
-    assert config.lease.margin_ms == 0 and config.lease.max_clock_drift == 0.1
+    assert config.lease.margin_ms == 0 and config.lease.max_clock_drift == 0.25
 
 
 def _run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

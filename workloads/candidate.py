@@ -217,7 +217,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"candidate: --settings: {exc}", file=sys.stderr)
         return 2
     recorder = Recorder(HistoryWriter(args.history), RefClock.from_env())
-    client = make_client(args.adapter, args.endpoint, request_timeout_s=settings.request_timeout_s)
+    client = make_client(
+        args.adapter,
+        args.endpoint,
+        request_timeout_s=settings.request_timeout_s,
+        client_id=f"p{args.process}",
+    )
     resource = httpx.Client(base_url=args.resource, timeout=settings.request_timeout_s)
     candidate = Candidate(
         process=args.process,

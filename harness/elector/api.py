@@ -37,7 +37,7 @@ class ElectorControl(Protocol):
 
     def resign(self, backoff_s: float | None) -> dict[str, Any]: ...
 
-    async def campaign(self, timeout_s: float) -> dict[str, Any]: ...
+    async def campaign(self, timeout_s: float, client: str | None) -> dict[str, Any]: ...
 
 
 def _number_field(body: dict[str, Any], key: str, low: float, high: float) -> float | None:
@@ -72,7 +72,13 @@ class ApiServer:
 
     async def _campaign(self, body: dict[str, Any]) -> dict[str, Any]:
         timeout = _number_field(body, "timeout_s", 0.0, MAX_CAMPAIGN_S)
-        return await self._control.campaign(DEFAULT_CAMPAIGN_S if timeout is None else timeout)
+        client = body.get("client")
+        if client is not None and (isinstance(client, bool) or not isinstance(client, str | int)):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "'client': expected a string or an integer")
+        return await self._control.campaign(
+            DEFAULT_CAMPAIGN_S if timeout is None else timeout,
+            None if client is None else str(client),
+        )
 
     async def _lease(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._control.lease_view()

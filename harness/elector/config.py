@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class LeaseConfig:
     enforce: bool = True
-    max_clock_drift: float = 0.1
+    max_clock_drift: float = 0.25
     margin_ms: int = 20
 
 
@@ -147,7 +147,7 @@ def parse_config(data: Any, source: str = "<config>") -> ElectorConfig:
             "lease", "a mapping with keys enforce, max_clock_drift, margin_ms", lease_data
         )
     check.unknown(lease_data, _LEASE_KEYS, "lease.")
-    drift = lease_data.get("max_clock_drift", 0.1)
+    drift = lease_data.get("max_clock_drift", 0.25)
     if (
         isinstance(drift, bool)
         or not isinstance(drift, int | float)

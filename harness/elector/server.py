@@ -20,6 +20,9 @@ from harness.elector.state import FileVoteStore, MemoryVoteStore, VoteStore
 from harness.elector.transport import Address, PeerTransport
 from harness.skewclock import SkewClock
 
+# Tokens are term * GRANTS_PER_TERM + grant number: ordered by term first, then by grant.
+GRANTS_PER_TERM = 1_000_000
+
 
 class ElectorServer:
     def __init__(
@@ -40,6 +43,8 @@ class ElectorServer:
         self.node = Node(node_id, list(peers), config, store, clock.now_ns(), log=log)
         self.transport = PeerTransport(node_id, peers, self.deliver, log)
         self.api = ApiServer(self, log)
+        # (term, grant number in that term, client) of the latest campaign answered.
+        self._grant: tuple[int, int, str | None] | None = None
 
     # ------------------------------------------------------------ node driving
 
@@ -61,7 +66,32 @@ class ElectorServer:
     def lease_view(self) -> dict[str, Any]:
         now = self.advance()
         remaining = self.node.lease_remaining_ns(now)
-        return {"leader": remaining > 0, "term": self.node.term, "lease_remaining_ns": remaining}
+        view: dict[str, Any] = {
+            "leader": remaining > 0,
+            "term": self.node.term,
+            "lease_remaining_ns": remaining,
+        }
+        if self._grant is not None and self._grant[0] == self.node.term:
+            view["token"] = self._grant[0] * GRANTS_PER_TERM + self._grant[1]
+        return view
+
+    def _grant_token(self, client: str | None) -> int:
+        """A fencing token for this campaign: unique per grant, increasing. The same
+        client asking again in the same term keeps its token; any other caller (a new
+        candidate process after a crash, or an anonymous one) gets the next one, so two
+        processes never share a token and the newer grant fences the older."""
+        term = self.node.term
+        grant = self._grant
+        if grant is not None and grant[0] == term:
+            if client is not None and grant[2] == client:
+                return term * GRANTS_PER_TERM + grant[1]
+            number = grant[1] + 1
+        else:
+            number = 0
+        if number >= GRANTS_PER_TERM:
+            raise RuntimeError(f"more than {GRANTS_PER_TERM} grants in term {term}")
+        self._grant = (term, number, client)
+        return term * GRANTS_PER_TERM + number
 
     def status_view(self) -> dict[str, Any]:
         self.advance()
@@ -75,7 +105,7 @@ class ElectorServer:
         self._dispatch(self.node.resign(self.clock.now_ns(), backoff_ns))
         return {"ok": True, "term": self.node.term}
 
-    async def campaign(self, timeout_s: float) -> dict[str, Any]:
+    async def campaign(self, timeout_s: float, client: str | None = None) -> dict[str, Any]:
         # The wait is the client's patience, not a protocol timer: real time is right here.
         loop = asyncio.get_running_loop()
         give_up = loop.time() + timeout_s
@@ -84,7 +114,8 @@ class ElectorServer:
             if view["leader"]:
                 return {
                     "leader": True,
-                    "token": view["term"],
+                    "token": self._grant_token(client),
+                    "term": view["term"],
                     "lease_remaining_ns": view["lease_remaining_ns"],
                 }
             if loop.time() >= give_up:

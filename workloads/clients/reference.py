@@ -10,9 +10,12 @@ from workloads.clients.base import ClientError, Grant, LeaseState
 
 
 class ReferenceClient:
-    def __init__(self, endpoint: str, *, request_timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, endpoint: str, *, request_timeout_s: float = 1.0, client_id: str | None = None
+    ) -> None:
         self._http = httpx.Client(base_url=endpoint, timeout=request_timeout_s)
         self._timeout = request_timeout_s
+        self._client_id = client_id
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None, timeout: float) -> Any:
         try:
@@ -27,9 +30,10 @@ class ReferenceClient:
             raise ClientError(f"{method} {path}: not JSON: {response.text!r}") from exc
 
     def campaign(self, timeout_s: float) -> Grant | None:
-        answer = self._call(
-            "POST", "/campaign", {"timeout_s": timeout_s}, timeout_s + self._timeout
-        )
+        body: dict[str, Any] = {"timeout_s": timeout_s}
+        if self._client_id is not None:
+            body["client"] = self._client_id
+        answer = self._call("POST", "/campaign", body, timeout_s + self._timeout)
         if not answer.get("leader"):
             return None
         return Grant(token=int(answer["token"]), lease_ns=int(answer["lease_remaining_ns"]))
@@ -39,7 +43,7 @@ class ReferenceClient:
         leader = bool(answer.get("leader"))
         return LeaseState(
             leader=leader,
-            token=int(answer["term"]) if answer.get("term") is not None else None,
+            token=int(answer["token"]) if answer.get("token") is not None else None,
             remaining_ns=int(answer.get("lease_remaining_ns") or 0),
         )
 
