@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from harness.backends.base import Node
-from nemesis.base import Cluster
+from nemesis.base import Cluster, FaultPlan
 
 log = logging.getLogger(__name__)
 
@@ -155,3 +155,42 @@ def start_or_undo(
             ) from exc
         raise
     cluster.record(f, value)
+
+
+class ProcessNemesis:
+    """What pause and kill share: their modes are which processes of a node they hit
+    (member, candidate, both), their targets which nodes. A subclass names itself, its
+    start event and its fault class, and says whether it can run (`refusal`)."""
+
+    name: str
+    event: str
+    fault_class: Any  # (cluster, nodes, processes, event value) -> fault with apply/heal
+    SETTINGS: Mapping[str, str] = {
+        "modes": f"a list of {', '.join(PROCESSES)}",
+        "targets": f"a list of {', '.join(TARGETS)}",
+    }
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        settings = {} if settings is None else settings
+        check_keys(self.name, settings, self.SETTINGS)
+        self.modes: tuple[str, ...] = subset(
+            self.name, "modes", settings.get("modes", PROCESSES), PROCESSES
+        )
+        self.targets = subset(self.name, "targets", settings.get("targets", TARGETS), TARGETS)
+
+    def plan_params(self, mode: str, rng: random.Random) -> dict[str, Any]:
+        return {"target": rng.choice(self.targets)}
+
+    def start(self, cluster: Cluster, plan: FaultPlan) -> Any:
+        target = plan.params.get("target", "one")
+        nodes, note = choose_nodes(cluster, target, plan.pick)
+        value: dict[str, Any] = {
+            "nodes": [n.name for n in nodes],
+            "processes": plan.mode,
+            "target": target,
+        }
+        if note:
+            value["note"] = note
+        fault = self.fault_class(cluster, nodes, plan.mode, value)
+        start_or_undo(cluster, self.event, value, fault.apply, fault.heal)
+        return fault

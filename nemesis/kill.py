@@ -13,22 +13,12 @@ its member. Heal retries only what has not been restarted yet, so it is idempote
 
 from __future__ import annotations
 
-import random
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 from harness.backends.base import Node
-from nemesis._common import (
-    PROCESSES,
-    TARGETS,
-    FaultError,
-    check_keys,
-    choose_nodes,
-    start_or_undo,
-    subset,
-)
-from nemesis.base import Cluster, FaultPlan
+from nemesis._common import FaultError, ProcessNemesis
+from nemesis.base import Cluster
 
 
 def kinds(processes: str) -> list[str]:
@@ -84,39 +74,12 @@ class KillFault:
         return f"KillFault({self.description!r})"
 
 
-class KillNemesis:
+class KillNemesis(ProcessNemesis):
     """SIGKILL and restart of members and candidates."""
 
     name = "kill"
-    SETTINGS: Mapping[str, str] = {
-        "modes": f"a list of {', '.join(PROCESSES)}",
-        "targets": f"a list of {', '.join(TARGETS)}",
-    }
-
-    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        settings = {} if settings is None else settings
-        check_keys(self.name, settings, self.SETTINGS)
-        self.modes: tuple[str, ...] = subset(
-            self.name, "modes", settings.get("modes", PROCESSES), PROCESSES
-        )
-        self.targets = subset(self.name, "targets", settings.get("targets", TARGETS), TARGETS)
+    event = "kill"
+    fault_class = KillFault
 
     def refusal(self, cluster: Cluster) -> str | None:
         return None  # every target can be restarted through the cluster's hooks
-
-    def plan_params(self, mode: str, rng: random.Random) -> dict[str, Any]:
-        return {"target": rng.choice(self.targets)}
-
-    def start(self, cluster: Cluster, plan: FaultPlan) -> KillFault:
-        target = plan.params.get("target", "one")
-        nodes, note = choose_nodes(cluster, target, plan.pick)
-        value: dict[str, Any] = {
-            "nodes": [n.name for n in nodes],
-            "processes": plan.mode,
-            "target": target,
-        }
-        if note:
-            value["note"] = note
-        fault = KillFault(cluster, nodes, plan.mode, value)
-        start_or_undo(cluster, "kill", value, fault.apply, fault.heal)
-        return fault

@@ -12,22 +12,13 @@ that is absent or has already exited is skipped, and the event says so.
 
 from __future__ import annotations
 
-import random
 import signal
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 from harness.backends.base import BackendError, Daemon, Node
-from nemesis._common import (
-    PROCESSES,
-    TARGETS,
-    check_keys,
-    choose_nodes,
-    start_or_undo,
-    subset,
-)
-from nemesis.base import Cluster, FaultPlan
+from nemesis._common import ProcessNemesis
+from nemesis.base import Cluster
 
 
 def daemons_of(cluster: Cluster, node: Node, processes: str) -> list[tuple[str, Daemon | None]]:
@@ -91,39 +82,12 @@ class PauseFault:
         return f"PauseFault({self.description!r})"
 
 
-class PauseNemesis:
+class PauseNemesis(ProcessNemesis):
     """SIGSTOP/SIGCONT of members and candidates."""
 
     name = "pause"
-    SETTINGS: Mapping[str, str] = {
-        "modes": f"a list of {', '.join(PROCESSES)}",
-        "targets": f"a list of {', '.join(TARGETS)}",
-    }
-
-    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        settings = {} if settings is None else settings
-        check_keys(self.name, settings, self.SETTINGS)
-        self.modes: tuple[str, ...] = subset(
-            self.name, "modes", settings.get("modes", PROCESSES), PROCESSES
-        )
-        self.targets = subset(self.name, "targets", settings.get("targets", TARGETS), TARGETS)
+    event = "pause"
+    fault_class = PauseFault
 
     def refusal(self, cluster: Cluster) -> str | None:
         return None  # every backend can signal its daemons
-
-    def plan_params(self, mode: str, rng: random.Random) -> dict[str, Any]:
-        return {"target": rng.choice(self.targets)}
-
-    def start(self, cluster: Cluster, plan: FaultPlan) -> PauseFault:
-        target = plan.params.get("target", "one")
-        nodes, note = choose_nodes(cluster, target, plan.pick)
-        value: dict[str, Any] = {
-            "nodes": [n.name for n in nodes],
-            "processes": plan.mode,
-            "target": target,
-        }
-        if note:
-            value["note"] = note
-        fault = PauseFault(cluster, nodes, plan.mode, value)
-        start_or_undo(cluster, "pause", value, fault.apply, fault.heal)
-        return fault
