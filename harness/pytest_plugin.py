@@ -31,6 +31,20 @@ _OPTIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+_RUN_OPTIONS = pytest.StashKey[opts.RunOptions]()
+_RUNS = pytest.StashKey[list[tuple[str, str]]]()  # (test id, run directory)
+_FAILED = pytest.StashKey[bool]()  # whether a test's call phase failed
+# option flag -> RunConfig field, for the options that override a run's configuration
+_OVERRIDES = {
+    "--target": "target",
+    "--nemesis": "nemeses",
+    "--backend": "backend",
+    "--nodes": "nodes",
+    "--time-limit": "time_limit",
+    "--seed": "seed",
+}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("leader-harness", "leader-election fault injection")
     for flag, default, help_text in _OPTIONS:
@@ -75,9 +89,6 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit(f"harness: {exc}", returncode=2)
 
 
-_RUN_OPTIONS = pytest.StashKey[opts.RunOptions]()
-
-
 def _scenarios_selected(config: pytest.Config) -> bool:
     return config.getoption("--target") is not None or config.getoption("--nemesis") is not None
 
@@ -91,18 +102,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-_RUNS = pytest.StashKey[list[tuple[str, str]]]()  # (test id, run directory)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     outcome = yield
     report = outcome.get_result()
     if report.when == "call":
         item.stash[_FAILED] = report.failed
-
-
-_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.fixture
@@ -116,16 +121,16 @@ def harness_run(request: pytest.FixtureRequest, harness_options: opts.RunOptions
     store = Path(config.getoption("--harness-store"))
     made: list[Path] = []
 
+    # Options given on the command line override the run's configuration file; the
+    # others leave the file's values (or, without a file, the defaults) in place.
+    given = {
+        field: getattr(harness_options, field)
+        for flag, field in _OVERRIDES.items()
+        if config.getoption(flag) is not None
+    }
+
     def run(config_path: str | os.PathLike[str] | None = None, **overrides: Any) -> Any:
-        base = {
-            "target": harness_options.target,
-            "nemeses": harness_options.nemeses,
-            "backend": harness_options.backend,
-            "nodes": harness_options.nodes,
-            "time_limit": harness_options.time_limit,
-            "seed": harness_options.seed,
-        }
-        cfg = load_run_config(config_path, {**base, **overrides})
+        cfg = load_run_config(config_path, {**given, **overrides})
         outcome = Runner(cfg, store=store).execute()
         if outcome.run_dir is not None:
             made.append(outcome.run_dir)
