@@ -77,6 +77,34 @@ class Event:
     @classmethod
     def from_dict(cls, obj: Any, line: int = 0) -> Event:
         """Validate one decoded JSON value; raises ValueError saying what is wrong."""
+        # Fast path for well-formed events (a million of them must check in seconds);
+        # anything else goes through the field-by-field checks that explain the problem.
+        if type(obj) is dict:
+            get = obj.get
+            time = get("time")
+            process = get("process")
+            etype = get("type")
+            f = get("f")
+            value = get("value")
+            node = get("node")
+            index = get("index")
+            election = get("election", DEFAULT_ELECTION)
+            kind = type(process)
+            if (
+                type(time) is int
+                and (kind is str or kind is int)
+                and etype in EVENT_TYPES
+                and type(f) is str
+                and (value is None or type(value) is dict)
+                and (node is None or type(node) is str)
+                and (index is None or type(index) is int)
+                and type(election) is str
+            ):
+                return cls(time, process, etype, f, value, node, index, election, line)
+        return cls._checked(obj, line)
+
+    @classmethod
+    def _checked(cls, obj: Any, line: int) -> Event:
         if type(obj) is not dict:
             raise ValueError(f"expected a JSON object, got {_json_type(obj)}")
         time = obj.get("time", _MISSING)

@@ -34,11 +34,13 @@ def _parse_lines(lines: Iterable[bytes | str], source: str | None) -> list[Event
     loads = orjson.loads
     from_dict = Event.from_dict
     for lineno, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
         try:
             obj = loads(raw)
         except orjson.JSONDecodeError as exc:
+            # Blank lines are allowed; testing for them only when parsing fails keeps
+            # the common path to one call per line.
+            if not raw.strip():
+                continue
             problems.append(Problem(lineno, f"not valid JSON: {exc}", source))
         else:
             try:
