@@ -72,6 +72,8 @@ def main() -> int:
             overrides = {"seed": seed, "time_limit": args.time_limit, "nemeses": row.nemeses}
             cfg = load_run_config(REPO / row.config, overrides)
             outcome = Runner(cfg, store=store, progress=LineProgress(io.StringIO())).execute()
+            if outcome.interrupted:
+                raise SystemExit(f"interrupted during {row.label} seed {seed}")
             if outcome.exit_code == 1:
                 caught += 1
                 kinds = sorted({v["kind"] for v in outcome.verdict["violations"]})

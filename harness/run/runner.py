@@ -61,6 +61,7 @@ class RunOutcome:
     exit_code: int
     error: str | None = None
     backend: str | None = None
+    interrupted: bool = False  # SIGTERM or Ctrl-C: callers running many runs should stop
 
 
 def choose_backend(requested: str) -> tuple[str, str]:
@@ -251,6 +252,7 @@ class Runner:
                 outcome = self._run(run_dir, backend, target, nemeses, plans, outcome)
         except RunInterrupted as exc:
             outcome.error = f"interrupted by {exc}"
+            outcome.interrupted = True
         return outcome
 
     def _run(
@@ -334,6 +336,7 @@ class Runner:
             outcome.error = str(exc)
         except RunInterrupted as exc:
             outcome.error = f"interrupted by {exc}"
+            outcome.interrupted = True
         except Exception as exc:
             log.exception("run failed")
             outcome.error = f"{type(exc).__name__}: {exc}"
