@@ -10,6 +10,7 @@ merge the history, check it, write the run directory, tear down.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import secrets
 import signal
@@ -208,6 +209,7 @@ class Runner:
         self.status = RunStatus()
         self.progress: Progress = progress or LineProgress()
         self.run_id = secrets.token_hex(4)
+        self.plans: list[FaultPlan] = []
 
     def _phase(self, name: str) -> None:
         self.status.phase = name
@@ -246,6 +248,7 @@ class Runner:
             self.progress.fault(self.status, f"cleaned leftover of a crashed run: {line}")
         run_dir = new_run_dir(self.store, cfg.target, cfg.nemeses, cfg.seed, self.run_id)
         write_config(run_dir, {**cfg.to_dict(), "run_id": self.run_id, "backend": backend_name})
+        self.plans = plans
         outcome = RunOutcome(run_dir, None, EXIT_ERROR, None, backend_name)
         try:
             with _signals_raise():
@@ -412,6 +415,8 @@ class Runner:
             "time_limit": self.cfg.time_limit,
             "wall_s": round(self.status.elapsed(), 3),
             "faults_done": driver.done if driver is not None else 0,
+            # The seeded schedule, as planned: which fault, mode and parameters, when.
+            "schedule": [dataclasses.asdict(plan) for plan in self.plans],
             "exit_code": outcome.exit_code,
             "error": outcome.error,
             "verdict": outcome.verdict,
