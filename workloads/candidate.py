@@ -124,7 +124,7 @@ class Candidate:
                 return
             if now_c >= hold_until:
                 if self.rng.random() < self.s.resign_probability:
-                    self.release(token)
+                    self.release(token, now_ref)
                     return
                 hold_until = now_c + int(self.rng.uniform(*self.s.hold_s) * 1e9)
             self.write(token, now_ref)
@@ -169,8 +169,10 @@ class Candidate:
             at = self.rec.clock.from_monotonic(self.clock.monotonic_at(deadline))
         self.record("info", "lost", {"reason": "lease deadline passed"}, time_ns=at)
 
-    def release(self, token: int) -> None:
-        self.record("invoke", "release", {"token": token})
+    def release(self, token: int, at_ref: int | None = None) -> None:
+        """Resign; the invoke is stamped when the deadline check passed (`at_ref`), so a
+        pause before it cannot stretch the leadership past the deadline."""
+        self.record("invoke", "release", {"token": token}, time_ns=at_ref)
         try:
             self.client.resign()
         except ClientError as exc:
