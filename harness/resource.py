@@ -9,11 +9,23 @@ on the reference clock; with fencing on, a token below the highest applied is re
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from harness.recorder import RefClock
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A candidate killed by the nemesis resets its connection mid-request: expected,
+        # and no reason to print a traceback into the run's output.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class ProtectedResource:
@@ -77,8 +89,7 @@ class ProtectedResource:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # one line per write would drown the run's own output
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="resource", daemon=True
         )
