@@ -99,6 +99,9 @@ def main() -> int:
             f"{row.label:<28} {row.expect:<7} {hits:>3}/{args.runs:<2} {word:<0} {errors:>3}"
             f"  {'met' if met else 'NOT met'} ({seconds / args.runs:.0f} s/run)"
         )
+    link = store / "latest"
+    if link.is_symlink() and not link.exists():
+        link.unlink()  # it pointed at a run that was removed
     if not any(store.iterdir()):
         store.rmdir()
     else:
