@@ -8,11 +8,13 @@ n log n in the number of events it reads, apart from reporting itself.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from harness.checker.walk import Acquisition, Belief, Status, Walk
 
 Violation = dict[str, Any]
+T = TypeVar("T")
 
 
 def _violation(
@@ -124,26 +126,35 @@ def token_regression(w: Walk) -> list[Violation]:
     return found
 
 
-class _TopTwo:
-    """Prefix maxima of token by distinct process: the best, and the best of another."""
+class _TopTwo(Generic[T]):
+    """Running maxima by distinct owner: the best item so far, and the best item of an
+    owner other than the best's. Enough to answer "the best of anyone but X" for any X."""
 
-    __slots__ = ("first", "second")
+    __slots__ = ("_owner", "_value", "first", "second")
 
-    def __init__(self) -> None:
-        self.first: Acquisition | None = None
-        self.second: Acquisition | None = None
+    def __init__(self, value: Callable[[T], int], owner: Callable[[T], Any]) -> None:
+        self._value = value
+        self._owner = owner
+        self.first: T | None = None
+        self.second: T | None = None
 
-    def add(self, a: Acquisition) -> None:
+    def add(self, item: T) -> None:
+        value, owner = self._value, self._owner
         first, second = self.first, self.second
-        if first is None or a.token > first.token:
-            if first is not None and first.process != a.process:
+        if first is None or value(item) > value(first):
+            if first is not None and owner(first) != owner(item):
                 self.second = first
-            self.first = a
-        elif a.process != first.process and (second is None or a.token > second.token):
-            self.second = a
+            self.first = item
+        elif owner(item) != owner(first) and (second is None or value(item) > value(second)):
+            self.second = item
 
-    def best_other_than(self, process: Any) -> Acquisition | None:
-        if self.first is not None and self.first.process != process:
+    def copy(self) -> _TopTwo[T]:
+        twin = _TopTwo(self._value, self._owner)
+        twin.first, twin.second = self.first, self.second
+        return twin
+
+    def best_other_than(self, owner: Any) -> T | None:
+        if self.first is not None and self._owner(self.first) != owner:
             return self.first
         return self.second
 
@@ -155,11 +166,11 @@ def stale_write(w: Walk) -> list[Violation]:
         acquisitions = w.acquisitions.get(election, [])
         times = [a.time for a in acquisitions]
         positions = [a.position for a in acquisitions]
-        snapshots: list[tuple[Acquisition | None, Acquisition | None]] = []
-        top = _TopTwo()
+        snapshots: list[_TopTwo[Acquisition]] = []
+        top: _TopTwo[Acquisition] = _TopTwo(lambda a: a.token, lambda a: a.process)
         for a in acquisitions:
             top.add(a)
-            snapshots.append((top.first, top.second))
+            snapshots.append(top.copy())
         for wr in writes:
             if wr.applied_at is not None:
                 count = bisect_left(times, wr.applied_at)  # oks strictly before applied_at
@@ -169,8 +180,7 @@ def stale_write(w: Walk) -> list[Violation]:
                 when = f"before the write was invoked at {wr.invoke_time}"
             if count == 0:
                 continue
-            first, second = snapshots[count - 1]
-            other = first if first is not None and first.process != wr.process else second
+            other = snapshots[count - 1].best_other_than(wr.process)
             if other is None or other.token <= wr.token:
                 continue
             found.append(
@@ -221,24 +231,16 @@ def stale_leader(w: Walk, grace_ns: int) -> list[Violation]:
     observed more than `grace_ns` earlier. One violation per (member, term)."""
     statuses = sorted(w.statuses, key=lambda s: s.time)
     named = [s for s in statuses if s.leader is not None]
-    # Prefix maxima of term by distinct leader, like _TopTwo but on terms.
-    best: Status | None = None
-    best_other: Status | None = None
+    seen: _TopTwo[Status] = _TopTwo(lambda o: o.term, lambda o: o.leader)
     i = 0
     stale: dict[tuple[Any, int], tuple[Status, Status, Status]] = {}
     for s in statuses:
         if s.leader is None or s.leader != s.node:
             continue
         while i < len(named) and s.time - named[i].time > grace_ns:
-            o = named[i]
+            seen.add(named[i])
             i += 1
-            if best is None or o.term > best.term:
-                if best is not None and best.leader != o.leader:
-                    best_other = best
-                best = o
-            elif o.leader != best.leader and (best_other is None or o.term > best_other.term):
-                best_other = o
-        higher = best if best is not None and best.leader != s.node else best_other
+        higher = seen.best_other_than(s.node)
         if higher is None or higher.term <= s.term:
             continue
         key = (s.node, s.term)
@@ -253,7 +255,7 @@ def stale_leader(w: Walk, grace_ns: int) -> list[Violation]:
             _violation(
                 "stale-leader",
                 None,
-                [node] if witness.leader == node else [node, witness.leader],
+                [node, witness.leader],  # the witness names a leader other than node
                 first.time,
                 last.time,
                 f"{node!r} reported itself leader of term {term} from {first.time} to "
