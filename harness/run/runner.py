@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from harness.backends import BACKENDS, create_backend
+from harness.backends import create_backend
 from harness.backends.base import Backend, BackendError, BackendUnavailable, Node
 from harness.backends.local import clean_leftovers
 from harness.checker import Verdict, check
@@ -66,19 +66,11 @@ class RunOutcome:
 
 
 def choose_backend(requested: str) -> tuple[str, str]:
-    """(backend name, why): `auto` means docker when a Docker daemon answers and this
-    version has a docker backend, the local one otherwise."""
+    """(backend name, why). `auto` is the local backend while it is the only one; when
+    the docker backend lands, `auto` picks it whenever a Docker daemon answers."""
     if requested != "auto":
         return requested, "as requested"
-    if "docker" in BACKENDS:
-        try:
-            import docker
-
-            docker.from_env(timeout=3).ping()
-            return "docker", "a Docker daemon answers"
-        except Exception:
-            return "local", "no Docker daemon answers"
-    return "local", "this version has no docker backend yet"
+    return "local", "the only backend in this version"
 
 
 class FaultDriver(threading.Thread):
