@@ -7,7 +7,8 @@ read the candidate's own skewable clock, which the clock nemesis may skew.
 
     python -m workloads.candidate --process 4 --node n1 --adapter reference \
         --endpoint http://10.213.4.11:7100 --resource http://10.213.4.1:41234 \
-        --history run/history/p4.jsonl [--clock-file F] [--settings JSON] [--seed N]
+        --history run/history/p4.jsonl [--clock-file F] [--settings JSON]
+        [--adapter-options JSON] [--seed N]
 
 The run's clock origin comes from the environment (HARNESS_T0_NS). SIGTERM ends the
 process at once; every event it recorded is already with the operating system.
@@ -211,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--history", required=True)
     parser.add_argument("--clock-file")
     parser.add_argument("--settings", default="{}", help="JSON object of workload settings")
+    parser.add_argument(
+        "--adapter-options", default="{}", help="JSON object of the adapter client's options"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
@@ -218,12 +222,20 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, ValueError) as exc:
         print(f"candidate: --settings: {exc}", file=sys.stderr)
         return 2
+    try:
+        adapter_options = json.loads(args.adapter_options)
+        if not isinstance(adapter_options, dict):
+            raise ValueError(f"expected a JSON object, got {args.adapter_options!r}")
+    except ValueError as exc:
+        print(f"candidate: --adapter-options: {exc}", file=sys.stderr)
+        return 2
     recorder = Recorder(HistoryWriter(args.history), RefClock.from_env())
     client = make_client(
         args.adapter,
         args.endpoint,
         request_timeout_s=settings.request_timeout_s,
         client_id=f"p{args.process}",
+        **adapter_options,
     )
     resource = httpx.Client(base_url=args.resource, timeout=settings.request_timeout_s)
     candidate = Candidate(

@@ -113,6 +113,7 @@ class RunCluster:
                 "--history", str(self._run_dir / "history" / f"p{process}.jsonl"),
                 "--clock-file", self.candidate_clock_file(node),
                 "--settings", json.dumps(settings),
+                "--adapter-options", json.dumps(spec.options),
                 "--seed", str(self._seed),
             ]  # fmt: skip
             daemon = self.backend.spawn(

@@ -9,7 +9,7 @@ What a target cannot do (for example skew the clock of a Go program) it refuses 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -35,7 +35,10 @@ class CandidateSpec:
 
     adapter: str  # the workload's adapter name, e.g. "reference"
     endpoint: str  # where the candidate reaches its member, e.g. "http://10.213.4.11:7100"
-    settings: dict[str, Any]  # adapter settings (timeouts, lease margin, ...)
+    settings: dict[str, Any]  # workload defaults for this target (lease margin, ...)
+    # Keyword options for the adapter's client (lease TTL, election name, ...): passed to
+    # the candidate as --adapter-options JSON and on to `make_client`.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Target(Protocol):
