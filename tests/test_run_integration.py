@@ -106,7 +106,17 @@ class Run:
         self.err = store.parent / f"{store.name}.err"
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness", "run", "--store", str(store), *args],
+                [
+                    sys.executable,
+                    "-m",
+                    "harness",
+                    "run",
+                    "--store",
+                    str(store),
+                    "--backend",
+                    "local",
+                    *args,
+                ],
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,

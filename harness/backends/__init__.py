@@ -8,28 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from harness.backends.base import Backend, BackendError, BackendUnavailable
+from harness.backends.docker import DockerBackend
 from harness.backends.local import LocalBackend
 
+__all__ = ["BACKENDS", "Backend", "BackendError", "BackendUnavailable", "create_backend"]
+
 BACKENDS: dict[str, Callable[..., Backend]] = {
+    "docker": DockerBackend,
     "local": LocalBackend,
 }
 
-# Names the command line accepts that this version cannot provide yet, and why.
-NOT_YET: dict[str, str] = {
-    "docker": "the docker backend is not in this version yet; use --backend local",
-}
 
-
-def create_backend(name: str, run_id: str, state_dir: Path | str | None = None) -> Backend:
-    """An unprovisioned backend for one run; BackendUnavailable if it cannot run here."""
-    if name in NOT_YET:
-        raise BackendUnavailable(f"--backend {name}: {NOT_YET[name]}")
+def create_backend(
+    name: str, run_id: str, state_dir: Path | str | None = None, **options: Any
+) -> Backend:
+    """An unprovisioned backend for one run; BackendUnavailable if it cannot run here.
+    `options` go to the backend's constructor (e.g. the docker backend's `progress`)."""
     try:
         factory = BACKENDS[name]
     except KeyError:
         raise BackendError(
             f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}"
         ) from None
-    return factory(run_id, state_dir=state_dir)
+    return factory(run_id, state_dir=state_dir, **options)

@@ -67,7 +67,10 @@ class Backend(Protocol):
     host_address: str  # the harness's own address as the nodes reach it (resource, probes)
     python: str  # the Python interpreter on a node, to run the elector and the candidates
 
-    def provision(self, names: Sequence[str]) -> list[Node]: ...
+    def provision(self, names: Sequence[str], shared_dir: Path | None = None) -> list[Node]:
+        """Create the nodes; `shared_dir` (the run directory) must then be readable and
+        writable on every node at the same path."""
+        ...
 
     def run(self, node: Node, argv: Sequence[str], timeout: float = 10.0) -> RunResult: ...
 
@@ -82,3 +85,13 @@ class Backend(Protocol):
     ) -> Daemon: ...
 
     def teardown(self) -> None: ...
+
+
+@runtime_checkable
+class ServerPackages(Protocol):
+    """Optional: the backend can put third-party servers (Debian packages unpacked with
+    `dpkg -x`, see harness.image.servers) on its nodes."""
+
+    def server_root(self, package: str) -> str:
+        """Where, on every node, the tree of `package` (e.g. "etcd-3.5.16") is unpacked."""
+        ...

@@ -178,7 +178,8 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ provisioning
 
-    def provision(self, names: Sequence[str]) -> list[Node]:
+    def provision(self, names: Sequence[str], shared_dir: Path | None = None) -> list[Node]:
+        del shared_dir  # namespaces share this machine's file system
         with self._lock:
             if self._state is not None or self._torn_down:
                 raise BackendError("local backend: provision may be called once per backend")
@@ -277,6 +278,15 @@ class LocalBackend:
         nx.sh([*ns, "link", "set", "lo", "up"])
         nx.sh([*ns, "link", "set", "eth0", "up"])
         nx.sh([*ns, "route", "add", "default", "via", names.host_address])
+
+    def server_root(self, package: str) -> str:
+        """Namespaces share this machine's files: the package is unpacked on the host
+        (fetched from Debian's archive on first use, then cached)."""
+        from harness.image.servers import SERVERS, ensure_servers
+
+        if package not in SERVERS:
+            raise BackendError(f"local backend: no server package {package!r}")
+        return str(ensure_servers()[package])
 
     # ------------------------------------------------------------------ commands
 

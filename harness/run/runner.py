@@ -23,8 +23,9 @@ from types import FrameType
 from typing import Any
 
 from harness.backends import create_backend
+from harness.backends import docker as docker_backend
 from harness.backends.base import Backend, BackendError, BackendUnavailable, Node
-from harness.backends.local import clean_leftovers
+from harness.backends.local import clean_leftovers as clean_local_leftovers
 from harness.checker import Verdict, check
 from harness.history import HistoryError, HistoryWriter, merge_histories
 from harness.recorder import Recorder, RefClock
@@ -66,11 +67,12 @@ class RunOutcome:
 
 
 def choose_backend(requested: str) -> tuple[str, str]:
-    """(backend name, why). `auto` is the local backend while it is the only one; when
-    the docker backend lands, `auto` picks it whenever a Docker daemon answers."""
+    """(backend name, why): `auto` is docker whenever a Docker daemon answers, else local."""
     if requested != "auto":
         return requested, "as requested"
-    return "local", "the only backend in this version"
+    if docker_backend.daemon_answers():
+        return "docker", "auto: a Docker daemon answers"
+    return "local", "auto: no Docker daemon answers"
 
 
 class FaultDriver(threading.Thread):
@@ -212,6 +214,11 @@ class Runner:
         # Everything that can be refused is refused before anything is created.
         try:
             backend_name, why = choose_backend(cfg.backend)
+            backend_options: dict[str, Any] = {}
+            if backend_name == "docker":
+                backend_options["progress"] = lambda line: self.progress.fault(
+                    self.status, f"image: {line}"
+                )
             where = cfg.server_source or f"{cfg.source or 'config'}: server"
             target = make_target(cfg.target, cfg.server, where)
             names = [n for n in cfg.nemeses if n != "none"]
@@ -231,11 +238,13 @@ class Runner:
                 gap_s=cfg.schedule.gap_s,
                 duration_s=cfg.schedule.duration_s,
             )
-            backend = create_backend(backend_name, self.run_id)
+            backend = create_backend(backend_name, self.run_id, **backend_options)
         except (TargetError, BackendUnavailable, BackendError, ValueError) as exc:
             return RunOutcome(None, None, EXIT_ERROR, str(exc))
         self.progress.fault(self.status, f"backend: {backend_name} ({why})")
-        removed = clean_leftovers() if backend_name == "local" else []
+        removed = clean_local_leftovers() + (
+            docker_backend.clean_leftovers() if backend_name == "docker" else []
+        )
         for line in removed:
             self.progress.fault(self.status, f"cleaned leftover of a crashed run: {line}")
         run_dir = new_run_dir(self.store, cfg.target, cfg.nemeses, cfg.seed, self.run_id)
@@ -268,7 +277,9 @@ class Runner:
         driver: FaultDriver | None = None
         try:
             self._phase("provisioning")
-            nodes: list[Node] = backend.provision([f"n{i + 1}" for i in range(cfg.nodes)])
+            nodes: list[Node] = backend.provision(
+                [f"n{i + 1}" for i in range(cfg.nodes)], shared_dir=run_dir
+            )
             for node in nodes:
                 (run_dir / "nodes" / node.name).mkdir(parents=True, exist_ok=True)
             target.setup(backend, nodes, run_dir)

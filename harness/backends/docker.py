@@ -1,0 +1,504 @@
+"""The `docker` backend: one container per node on a Docker network of the run's own.
+
+A run gets an internal bridge network `lh-<id>` on a free 10.213.X.0/24 (the bridge, which
+Docker gives the gateway address 10.213.X.1 before any container exists, is the harness's
+host address) and, per node, a container `lh-<id>-<node>` from the node image, with only
+CAP_NET_ADMIN (iptables for partitions), never privileged. The run directory is bind-mounted
+at its own path, so configuration, clock files, histories and node logs are shared files.
+
+Commands run through `docker exec`; daemons are detached execs whose output goes to their
+log file in the run directory. Signals (pause, kill) go to a daemon's host pid, as
+`docker kill` does, after docker confirms the exec is still running.
+
+Everything is labelled with the run id and its owner (host, pid, process start time), so a
+later run finds what a crashed one left behind and removes exactly that
+(`clean_leftovers`). The network is `internal`: nodes reach each other and the host, and
+nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from harness.backends import netns as nx
+from harness.backends.base import BackendError, BackendUnavailable, Node, RunResult
+
+log = logging.getLogger(__name__)
+
+LABEL_RUN = "org.leader-harness.run"
+LABEL_OWNER = "org.leader-harness.owner"
+LABEL_NODE = "org.leader-harness.node"
+# Imported images carry no environment of their own.
+NODE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+}
+PING_TIMEOUT_S = 3.0
+_TIMED_OUT = 137  # `timeout -s KILL` exit status
+
+
+def docker_client(timeout: float = 60.0) -> Any:
+    """A docker-py client for the local daemon, or BackendUnavailable saying why not."""
+    try:
+        import docker
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise BackendUnavailable(
+            "the docker backend needs docker-py (`pip install docker`)"
+        ) from exc
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except Exception as exc:
+        raise BackendUnavailable(f"no Docker daemon answers ({exc})") from exc
+    return client
+
+
+def daemon_answers() -> bool:
+    """Whether a Docker daemon answers now (used to choose the default backend)."""
+    try:
+        docker_client(timeout=PING_TIMEOUT_S).close()
+    except BackendUnavailable:
+        return False
+    return True
+
+
+def _owner_label() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{nx.proc_start_time(os.getpid())}"
+
+
+def _owner_alive(label: str) -> bool:
+    """Whether the harness process named by an owner label still runs (on this host).
+
+    Objects of another host's harness (a shared daemon) are never judged dead here."""
+    host, _, rest = label.partition(":")
+    pid_text, _, start_text = rest.partition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    start = None if start_text in ("", "None") else int(start_text)
+    return nx.same_process(pid, start)
+
+
+class DockerDaemon:
+    """A detached `docker exec` on a node: `pid` is its host pid."""
+
+    def __init__(
+        self, backend: DockerBackend, node: Node, name: str, exec_id: str, pid: int
+    ) -> None:
+        self.name = name
+        self.node = node
+        self._backend = backend
+        self._exec_id = exec_id
+        self._pid = pid
+        self._status: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    def poll(self) -> int | None:
+        if self._status is not None:
+            return self._status
+        try:
+            info = self._backend.api().exec_inspect(self._exec_id)
+        except Exception as exc:  # the container is gone: so is the process
+            log.debug("exec_inspect %s: %s", self._exec_id, exc)
+            self._status = -9
+            return self._status
+        if info.get("Running"):
+            return None
+        code = info.get("ExitCode")
+        self._status = int(code) if code is not None else -1
+        return self._status
+
+    def signal(self, signum: int) -> None:
+        if self.poll() is not None:
+            raise BackendError(
+                f"daemon {self.name} on {self.node.name} (pid {self.pid}) has already "
+                f"exited with status {self._status}"
+            )
+        try:
+            os.kill(self._pid, signum)
+        except ProcessLookupError as exc:
+            raise BackendError(f"daemon {self.name} on {self.node.name}: {exc}") from exc
+
+    def _wait(self, timeout: float) -> int | None:
+        deadline = time.monotonic() + timeout
+        while (status := self.poll()) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return status
+
+    def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGCONT (it may be paused), SIGTERM, then SIGKILL after `timeout`."""
+        if self.poll() is None:
+            for signum in (signal.SIGCONT, signal.SIGTERM):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._pid, signum)
+            if self._wait(timeout) is None:
+                log.info("daemon %s on %s ignored SIGTERM; killing", self.name, self.node.name)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._pid, signal.SIGKILL)
+                self._wait(5.0)
+        return self._status
+
+    def __repr__(self) -> str:
+        return f"DockerDaemon({self.name!r}, node={self.node.name!r}, pid={self.pid})"
+
+
+class DockerBackend:
+    """Nodes as containers on a Docker network of the run's own.
+
+    `image` defaults to the node image (`harness.image`), built on first use if missing
+    or stale; `progress` receives one line per image build step.
+    """
+
+    name = "docker"
+
+    def __init__(
+        self,
+        run_id: str,
+        state_dir: Path | str | None = None,
+        *,
+        image: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        del state_dir  # labels on the daemon's objects are this backend's state
+        from harness.image.build import IMAGE_PYTHON
+
+        self._client = docker_client()
+        self.python = IMAGE_PYTHON
+        self.run_id = run_id
+        self.host_address = ""
+        self.short_id = ""
+        self.nodes: list[Node] = []
+        self.timings: dict[str, float] = {}
+        self.image = image
+        self._progress = progress
+        self._owner = _owner_label()
+        self._network_id: str | None = None
+        self._containers: dict[str, str] = {}  # node name -> container id
+        self._daemons: list[DockerDaemon] = []
+        self._local = threading.local()
+        self._lock = threading.RLock()
+        self._provisioned = False
+        self._torn_down = False
+
+    def api(self) -> Any:
+        """A low-level docker API client for the calling thread (requests sessions are not
+        meant to be shared between threads)."""
+        api = getattr(self._local, "api", None)
+        if api is None:
+            api = docker.APIClient(base_url=self._client.api.base_url, timeout=60)
+            self._local.api = api
+        return api
+
+    def _labels(self, **extra: str) -> dict[str, str]:
+        return {LABEL_RUN: self.run_id, LABEL_OWNER: self._owner, **extra}
+
+    # ------------------------------------------------------------------ provisioning
+
+    def provision(self, names: Sequence[str], shared_dir: Path | None = None) -> list[Node]:
+        with self._lock:
+            if self._provisioned or self._torn_down:
+                raise BackendError("docker backend: provision may be called once per backend")
+            self._provisioned = True
+            nx.validate_node_names(names)
+            t0 = time.monotonic()
+            try:
+                if self.image is None:
+                    from harness.image.build import ensure_image
+
+                    self.image = ensure_image(self._progress)
+                with nx.host_lock():
+                    self._create_network()
+                self._create_containers(names, shared_dir)
+            except BaseException as exc:
+                try:
+                    self.teardown()
+                except BackendError as cleanup_exc:
+                    log.error("cleanup after failed provisioning: %s", cleanup_exc)
+                if isinstance(exc, BackendError):
+                    raise
+                if isinstance(exc, Exception):
+                    raise BackendError(f"docker backend: provisioning failed: {exc}") from exc
+                raise
+            self.timings["provision"] = time.monotonic() - t0
+            return list(self.nodes)
+
+    def _create_network(self) -> None:
+        """Choose a free /24 of the test range and create the run's network on it.
+
+        Call with `nx.host_lock` held: local runs allocate from the same range."""
+        nx.ensure_guard_route()
+        used = nx.used_subnet_indexes(nx.DEFAULT_STATE_DIR) | _docker_subnet_indexes(self._client)
+        free = [x for x in range(1, 255) if x not in used]
+        if not free:
+            raise BackendError("docker backend: no free /24 left in 10.213.0.0/16")
+        index = free[-1]  # from the top, away from the local backend's first choices
+        self.short_id = secrets.token_hex(3)
+        subnet = f"10.213.{index}.0/24"
+        gateway = f"10.213.{index}.1"
+        ipam = docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)]
+        )
+        network = self._client.networks.create(
+            f"lh-{self.short_id}",
+            driver="bridge",
+            internal=True,  # no route, and no NAT, to anywhere but the nodes and the host
+            ipam=ipam,
+            labels=self._labels(),
+            options={"com.docker.network.bridge.name": f"lhd{self.short_id}"},
+        )
+        self._network_id = network.id
+        self.host_address = gateway
+
+    def _create_containers(self, names: Sequence[str], shared_dir: Path | None) -> None:
+        volumes = {}
+        if shared_dir is not None:
+            shared = str(Path(shared_dir).resolve())
+            volumes[shared] = {"bind": shared, "mode": "rw"}
+        index = int(self.host_address.split(".")[2])
+        nodes: list[Node] = []
+        for i, node_name in enumerate(names):
+            address = f"10.213.{index}.{nx.FIRST_NODE_HOST + i}"
+            container = self._client.api.create_container(
+                self.image,
+                command=["sleep", "infinity"],
+                name=f"lh-{self.short_id}-{node_name}",
+                hostname=node_name,
+                labels=self._labels(**{LABEL_NODE: node_name}),
+                environment=NODE_ENV,
+                host_config=self._client.api.create_host_config(
+                    binds=volumes,
+                    cap_drop=["ALL"],
+                    cap_add=["NET_ADMIN"],
+                    init=True,  # reaps whatever the execs leave behind
+                    network_mode=f"lh-{self.short_id}",
+                ),
+                networking_config=self._client.api.create_networking_config(
+                    {
+                        f"lh-{self.short_id}": self._client.api.create_endpoint_config(
+                            ipv4_address=address
+                        )
+                    }
+                ),
+            )
+            cid = container["Id"]
+            self._containers[node_name] = cid
+            nodes.append(
+                Node(node_name, address, cid, {"container": f"lh-{self.short_id}-{node_name}"})
+            )
+        for node in nodes:
+            try:
+                self._client.api.start(node.handle)
+            except docker.errors.APIError as exc:
+                raise BackendError(f"docker backend: starting {node.name}: {exc}") from exc
+        self.nodes = nodes
+
+    def server_root(self, package: str) -> str:
+        from harness.image.servers import IMAGE_SERVERS_ROOT, SERVERS
+
+        if package not in SERVERS:
+            raise BackendError(f"docker backend: the node image has no server {package!r}")
+        return f"{IMAGE_SERVERS_ROOT}/{package}"
+
+    # ------------------------------------------------------------------ commands
+
+    def _container(self, node: Node) -> str:
+        cid = self._containers.get(node.name)
+        if cid is None or cid != node.handle:
+            raise BackendError(
+                f"docker backend: node {node.name!r} is not part of run {self.short_id}"
+            )
+        return cid
+
+    def run(self, node: Node, argv: Sequence[str], timeout: float = 10.0) -> RunResult:
+        """Run `argv` in the node's container and return its status and output.
+
+        `timeout` is enforced inside the container (coreutils `timeout -s KILL`), so a
+        command that hangs is killed where it runs, not merely abandoned."""
+        cid = self._container(node)
+        api = self.api()
+        try:
+            exec_id = api.exec_create(
+                cid, ["timeout", "-s", "KILL", f"{timeout:g}", *argv], stdin=False
+            )["Id"]
+            t0 = time.monotonic()
+            out, err = api.exec_start(exec_id, demux=True)
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        except Exception as exc:
+            raise BackendError(f"docker backend: `{' '.join(argv)}` on {node.name}: {exc}") from exc
+        if code == _TIMED_OUT and time.monotonic() - t0 >= timeout:
+            raise BackendError(
+                f"docker backend: `{' '.join(argv)}` on node {node.name} timed out after {timeout}s"
+            )
+        return RunResult(
+            int(code if code is not None else -1),
+            (out or b"").decode(errors="replace"),
+            (err or b"").decode(errors="replace"),
+        )
+
+    def spawn(
+        self,
+        node: Node,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        log_path: Path,
+    ) -> DockerDaemon:
+        """Start `argv` detached in the node's container; output is appended to `log_path`,
+        which must be under the shared (run) directory."""
+        with self._lock:
+            if self._torn_down:
+                raise BackendError("docker backend: spawn after teardown")
+            cid = self._container(node)
+            log_path = Path(log_path)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            api = self.api()
+            # The shell only redirects and then becomes the program: the exec's pid is
+            # the daemon itself, which is what a pause must stop.
+            script = 'exec "$@" >>"$0" 2>&1'
+            try:
+                exec_id = api.exec_create(
+                    cid,
+                    ["sh", "-c", script, str(log_path.resolve()), *argv],
+                    environment=dict(env or {}),
+                    stdin=False,
+                )["Id"]
+                api.exec_start(exec_id, detach=True)
+                pid = self._exec_pid(exec_id)
+            except BackendError:
+                raise
+            except Exception as exc:
+                raise BackendError(
+                    f"docker backend: starting {name} on {node.name}: {exc}"
+                ) from exc
+            daemon = DockerDaemon(self, node, name, exec_id, pid)
+            self._daemons.append(daemon)
+            return daemon
+
+    def _exec_pid(self, exec_id: str, timeout: float = 5.0) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.api().exec_inspect(exec_id)
+            if info.get("Pid"):
+                return int(info["Pid"])
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                # Ended before we looked: keep a daemon whose poll() reports the status.
+                return 0
+            if time.monotonic() >= deadline:
+                raise BackendError(f"docker backend: exec {exec_id[:12]} never got a pid")
+            time.sleep(0.01)
+
+    # ------------------------------------------------------------------ teardown
+
+    def teardown(self) -> None:
+        """Remove every container and the network of this run; safe to call again."""
+        with self._lock:
+            if self._torn_down:
+                return
+            t0 = time.monotonic()
+            errors = _remove_labelled(self._client, {LABEL_RUN: self.run_id}, [])
+            with nx.host_lock():
+                nx.maybe_remove_guard_route(nx.DEFAULT_STATE_DIR)
+            self._torn_down = True
+            self.timings["teardown"] = time.monotonic() - t0
+            if errors:
+                raise BackendError(
+                    f"docker backend: teardown of run {self.run_id} left: " + "; ".join(errors)
+                )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> DockerBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()
+
+
+def _docker_subnet_indexes(client: Any) -> set[int]:
+    """The X of every 10.213.X.0/24 that a Docker network uses (even one whose bridge is
+    not up on this host)."""
+    used: set[int] = set()
+    for network in client.api.networks():
+        for pool in (network.get("IPAM") or {}).get("Config") or []:
+            with contextlib.suppress(KeyError, ValueError):
+                net = ipaddress.IPv4Network(pool["Subnet"], strict=False)
+                if net.overlaps(nx.TEST_NETWORK) and net.prefixlen > 16:
+                    for x in range(1, 255):
+                        if net.overlaps(ipaddress.IPv4Network(f"10.213.{x}.0/24")):
+                            used.add(x)
+    return used
+
+
+def _remove_labelled(client: Any, labels: Mapping[str, str], removed: list[str]) -> list[str]:
+    """Force-remove the containers, then the networks, carrying all `labels`; appends a
+    line per removed object to `removed` and returns what could not be removed."""
+    filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    errors: list[str] = []
+    for c in client.api.containers(all=True, filters=filters):
+        try:
+            client.api.remove_container(c["Id"], force=True, v=True)
+            removed.append(f"container {c['Names'][0].lstrip('/')}")
+        except Exception as exc:
+            if "No such container" not in str(exc):
+                errors.append(f"container {c['Id'][:12]}: {exc}")
+    for n in client.api.networks(filters=filters):
+        try:
+            client.api.remove_network(n["Id"])
+            removed.append(f"network {n['Name']}")
+        except Exception as exc:
+            if "not found" not in str(exc).lower():
+                errors.append(f"network {n['Name']}: {exc}")
+    return errors
+
+
+def clean_leftovers() -> list[str]:
+    """Remove the containers and networks of harness runs whose owner process is gone;
+    returns one line per thing removed. Runs of live harness processes are untouched."""
+    try:
+        client = docker_client(timeout=30)
+    except BackendUnavailable:
+        return []
+    removed: list[str] = []
+    try:
+        runs: dict[str, str] = {}
+        for c in client.api.containers(all=True, filters={"label": [LABEL_RUN]}):
+            runs[c["Labels"][LABEL_RUN]] = c["Labels"].get(LABEL_OWNER, "")
+        for n in client.api.networks(filters={"label": [LABEL_RUN]}):
+            runs.setdefault(n["Labels"][LABEL_RUN], n["Labels"].get(LABEL_OWNER, ""))
+        for run_id, owner in runs.items():
+            if _owner_alive(owner):
+                continue
+            before = len(removed)
+            errors = _remove_labelled(client, {LABEL_RUN: run_id}, removed)
+            removed[before:] = [f"run {run_id}: removed {line}" for line in removed[before:]]
+            if errors:
+                log.warning("leftovers of run %s not fully removed: %s", run_id, errors)
+        if removed:
+            with nx.host_lock():
+                guard = nx.maybe_remove_guard_route(nx.DEFAULT_STATE_DIR)
+            if guard:
+                removed.append(guard)
+    finally:
+        client.close()
+    return removed
