@@ -6,10 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from workloads.clients.base import ClientError, ElectionClient, Grant, LeaseState
+from workloads.clients.consul import ConsulClient
+from workloads.clients.etcd import EtcdClient
 from workloads.clients.reference import ReferenceClient
 
 CLIENTS: dict[str, Callable[..., ElectionClient]] = {
     "reference": ReferenceClient,
+    "etcd": EtcdClient,
+    "consul": ConsulClient,
 }
 
 
