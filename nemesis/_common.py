@@ -22,7 +22,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Which nodes a fault hits. "follower" is any node but the current leader.
-TARGETS: tuple[str, ...] = ("one", "leader", "follower", "minority", "majority", "all")
+# `leader` is the node of the server-level leader (status probe); `holder` the node whose
+# candidate holds the election now (they differ for etcd and Consul).
+TARGETS: tuple[str, ...] = (
+    "one", "leader", "holder", "follower", "minority", "majority", "all"
+)  # fmt: skip
 PROCESSES: tuple[str, ...] = ("member", "candidate", "both")
 
 
@@ -42,7 +46,14 @@ def choose_nodes(cluster: Cluster, target: str, pick: int) -> tuple[list[Node], 
         raise FaultError("no nodes to choose from")
     rng = random.Random(pick)
     note: str | None = None
-    if target in ("leader", "follower"):
+    if target == "holder":
+        holder = cluster.holder()
+        if holder is None:
+            chosen = [rng.choice(nodes)]
+            note = f"no candidate holds the election: chose {chosen[0].name} by pick"
+        else:
+            chosen = [holder]
+    elif target in ("leader", "follower"):
         leader = cluster.leader()
         leader_node = next((n for n in nodes if leader is not None and n.name == leader.name), None)
         if leader_node is None:

@@ -65,6 +65,10 @@ class Cluster(Protocol):
         """The node that the latest status observations agree leads, if any."""
         ...
 
+    def holder(self) -> Node | None:
+        """The node whose candidate believes it holds the election now, if any."""
+        ...
+
     def member_clock_file(self, node: Node) -> str | None:
         """Path on the node of the member's clock control file; None if not skewable."""
         ...

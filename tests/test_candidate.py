@@ -578,3 +578,49 @@ def test_many_rounds_give_a_valid_history(
     assert times == sorted(times) and len(set(times)) == len(times)
     assert any(e["f"] == "write" and e["type"] == "ok" for e in events)
     assert_checks_valid(rig)
+
+
+def test_naive_acts_once_after_a_pause_before_it_hears_that_it_lost(
+    fake_time: FakeTime, rigs: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = LeaseState(leader=True, token=9, remaining_ns=S)  # someone else leads now
+    client = FakeClient(grants=[Grant(7, S)], states=[LEADER, LEADER, other])
+    rig = rigs(client, CandidateSettings(discipline="naive", hold_s=(100.0, 100.0)))
+    paused_at: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        fake_time.sleep(seconds)
+        if client.calls.count("check") == 2 and not paused_at:
+            paused_at.append(rig.ref.now())
+            fake_time.now += 5 * S  # frozen for 5 s in this sleep
+
+    monkeypatch.setattr("workloads.candidate.time", types.SimpleNamespace(sleep=sleep))
+    token, deadline = rig.candidate.campaign()
+    assert token == 7
+    rig.candidate.hold(7, deadline)
+    after = [e for e in rig.events() if e["time"] > paused_at[0] + 5 * S]
+    # Woken, it writes first (the loss reaches it only through its next check).
+    assert shape(after) == [("invoke", "write"), ("ok", "write"), ("info", "lost")]
+    assert client.calls.count("check") == 3
+
+
+def test_guarded_checks_its_deadline_before_acting_after_a_pause(
+    fake_time: FakeTime, rigs: Callable[..., Rig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = FakeClient(grants=[Grant(7, 2 * S)], states=[LeaseState(True, 7, 2 * S)])
+    rig = rigs(client, CandidateSettings(discipline="guarded", hold_s=(100.0, 100.0)))
+    paused_at: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        fake_time.sleep(seconds)
+        if client.calls.count("check") == 2 and not paused_at:
+            paused_at.append(rig.ref.now())
+            fake_time.now += 5 * S
+
+    monkeypatch.setattr("workloads.candidate.time", types.SimpleNamespace(sleep=sleep))
+    _, deadline = rig.candidate.campaign()
+    rig.candidate.hold(7, deadline)
+    after = [e for e in rig.events() if e["time"] > paused_at[0]]
+    assert [e["f"] for e in after if e["f"] == "write"] == []
+    assert shape(rig.events())[-1] == ("info", "lost")
+    assert rig.events()[-1]["time"] <= paused_at[0] + 2 * S

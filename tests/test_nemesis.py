@@ -98,8 +98,10 @@ class FakeCluster:
         backend: FakeBackend | None = None,
         clock_dir: Path | None = None,
         member_clock: bool = True,
+        holder: str | None = None,
     ) -> None:
         self.backend = backend or FakeBackend()
+        self.holder_name = holder
         self.nodes = [Node(f"n{i}", f"10.213.9.{10 + i}", f"ns-n{i}") for i in range(1, n + 1)]
         self.leader_name = leader
         self.members: dict[str, FakeDaemon | None] = {
@@ -142,6 +144,9 @@ class FakeCluster:
 
     def leader(self) -> Node | None:
         return None if self.leader_name is None else self.node(self.leader_name)
+
+    def holder(self) -> Node | None:
+        return None if self.holder_name is None else self.node(self.holder_name)
 
     def member_clock_file(self, node: Node) -> str | None:
         return str(self.clock_dir / f"{node.name}-member.json") if self.member_clock else None
@@ -487,6 +492,18 @@ def test_pause_both_on_all_and_resume_same_daemons() -> None:
     assert all(d.signals == [signal.SIGSTOP, signal.SIGCONT] for d in stopped.values())
     assert new.signals == []
     assert [f for f, _ in cluster.events] == ["pause", "resume"]
+
+
+def test_pause_the_holder_not_the_server_leader() -> None:
+    cluster = FakeCluster(3, leader="n2", holder="n3")
+    PauseNemesis().start(cluster, plan("pause", "candidate", target="holder")).heal()
+    assert cluster.candidates["n3"].signals == [signal.SIGSTOP, signal.SIGCONT]  # type: ignore[union-attr]
+    assert cluster.candidates["n2"].signals == []  # type: ignore[union-attr]
+    assert cluster.events[0][1]["nodes"] == ["n3"]
+
+    cluster = FakeCluster(3, leader="n2", holder=None)
+    PauseNemesis().start(cluster, plan("pause", "candidate", pick=5, target="holder")).heal()
+    assert "no candidate holds the election" in cluster.events[0][1]["note"]
 
 
 def test_pause_leader_candidate_and_skips() -> None:

@@ -104,16 +104,13 @@ class Candidate:
             if guarded and (deadline is None or self.clock.now_ns() >= deadline):
                 self.lost_at_deadline(deadline)
                 return
-            if self.clock.now_ns() - last_check >= check_every:
+            if guarded and self.clock.now_ns() - last_check >= check_every:
                 last_check = self.clock.now_ns()
-                if guarded:
-                    outcome = self.refresh(token, deadline)
-                    if outcome is False:
-                        return
-                    if outcome is not None and deadline is not None:
-                        deadline = max(deadline, outcome)
-                elif self.told_lost(token):
+                outcome = self.refresh(token, deadline)
+                if outcome is False:
                     return
+                if outcome is not None and deadline is not None:
+                    deadline = max(deadline, outcome)
             # The deadline check and the write's invoke share one reading of the clocks,
             # so a pause between them cannot let a write start after the deadline: the
             # reference clock is read first, so the invoke is never stamped later than
@@ -129,6 +126,13 @@ class Candidate:
                     return
                 hold_until = now_c + int(self.rng.uniform(*self.s.hold_s) * 1e9)
             self.write(token, now_ref)
+            # Naive: the news of a loss arrives on its own schedule (a watch, a failed
+            # keep-alive), never as a check before acting, so a process that wakes from a
+            # pause acts once more before it hears that it lost.
+            if not guarded and self.clock.now_ns() - last_check >= check_every:
+                last_check = self.clock.now_ns()
+                if self.told_lost(token):
+                    return
             time.sleep(self.s.write_interval_ms / 1000)
 
     def told_lost(self, token: int) -> bool:

@@ -8,12 +8,15 @@ process never comes back; the runner records `crash` for the old id).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from harness.backends.base import Backend, Daemon, Node
 from harness.recorder import T0_ENV, Recorder
@@ -22,6 +25,43 @@ from harness.targets.base import ClockControl, Target
 from workloads.settings import CandidateSettings
 
 KILL_WAIT_S = 5.0
+TAIL_BYTES = 16384
+
+
+def holding_since(history: Path) -> int | None:
+    """When the candidate writing `history` acquired, if its latest word on the election
+    is still that acquisition (no `lost`, `release` or new `acquire` since). Reads back
+    from the end, in growing windows, only as far as the latest such word."""
+    try:
+        with open(history, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            window = TAIL_BYTES
+            while True:
+                start = max(0, size - window)
+                f.seek(start)
+                lines = f.read(size - start).splitlines()
+                if start > 0:
+                    lines = lines[1:]  # the first line read may be cut
+                found, since = _latest_word(lines)
+                if found or start == 0:
+                    return since
+                window *= 4
+    except OSError:
+        return None
+
+
+def _latest_word(lines: list[bytes]) -> tuple[bool, int | None]:
+    for line in reversed(lines):
+        try:
+            event = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # a line being written
+        f_name, etype = event.get("f"), event.get("type")
+        if f_name == "acquire" and etype == "ok":
+            return True, int(event["time"])
+        if f_name in ("acquire", "release", "lost") and (f_name != "acquire" or etype == "invoke"):
+            return True, None
+    return False, None
 
 
 def _wait_gone(daemon: Daemon, timeout: float = KILL_WAIT_S) -> None:
@@ -158,6 +198,18 @@ class RunCluster:
     def leader(self) -> Node | None:
         name = self.probe.leader() if self.probe is not None else None
         return next((n for n in self.nodes if n.name == name), None)
+
+    def holder(self) -> Node | None:
+        """The node whose live candidate most recently acquired and still believes it
+        holds the election, read from the tails of the candidates' history files."""
+        with self._lock:
+            live = [(n, e[1]) for n in self.nodes if (e := self._candidates[n.name]) is not None]
+        best: tuple[int, Node] | None = None
+        for node, process in live:
+            since = holding_since(self._run_dir / "history" / f"p{process}.jsonl")
+            if since is not None and (best is None or since > best[0]):
+                best = (since, node)
+        return None if best is None else best[1]
 
     def member_clock_file(self, node: Node) -> str | None:
         if isinstance(self.target, ClockControl):
