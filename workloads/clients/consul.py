@@ -379,3 +379,5 @@ class ConsulClient:
             pass  # the session expires on its own after its TTL
         finally:
             self._http.close()
+            for api in (self._api, self._renew_api):
+                api.http.session.close()  # py-consul's own close() leaves it open
