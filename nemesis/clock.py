@@ -208,7 +208,8 @@ class ClockFault:
         return f"ClockFault({self.description!r})"
 
 
-RATE_TARGETS = ("leader", "follower")
+RATE_TARGETS = ("leader", "holder", "follower")
+DEFAULT_RATE_TARGETS = ("leader", "follower")
 
 
 class ClockNemesis:
@@ -222,7 +223,8 @@ class ClockNemesis:
         "max_bump_ms": "milliseconds in (0, 3600000] (default 250)",
         "strobe_period_ms": "milliseconds in (0, 60000] (default 100)",
         "unbounded": "true or false (default false): lift the bounded-drift envelope",
-        "rate_targets": "a list of leader, follower: whose rate `rate` skews (default both)",
+        "rate_targets": "a list of leader, holder, follower: whose rate `rate` skews "
+        "(default leader, follower; holder: the node whose candidate holds the election)",
         "min_rate_skew": "a number in (0, max_rate_skew] (default max_rate_skew / 4)",
     }
 
@@ -247,7 +249,10 @@ class ClockNemesis:
             self.name, "strobe_period_ms", settings.get("strobe_period_ms", 100), 0, 60_000
         )
         self.rate_targets: tuple[str, ...] = subset(
-            self.name, "rate_targets", settings.get("rate_targets", RATE_TARGETS), RATE_TARGETS
+            self.name,
+            "rate_targets",
+            settings.get("rate_targets", DEFAULT_RATE_TARGETS),
+            RATE_TARGETS,
         )
         self.min_rate_skew = number(
             self.name,
@@ -303,9 +308,10 @@ class ClockNemesis:
                 params["target"] = rng.choice(any_target)
                 sign = rng.choice((-1, 1))
             else:
-                # Slow on the leader, fast on a follower: the directions that matter.
+                # Slow on the leader (or holder), fast on a follower: the directions that
+                # matter.
                 params["target"] = rng.choice(self.rate_targets)
-                sign = -1 if params["target"] == "leader" else 1
+                sign = 1 if params["target"] == "follower" else -1
             params["rate"] = round(1.0 + sign * skew, 6)
         else:
             raise ValueError(f"clock: unknown mode {mode!r}; expected one of {', '.join(MODES)}")

@@ -753,3 +753,13 @@ def test_clock_write_failure_is_healed(tmp_path: Path) -> None:
         "n3/member": 0,
     }
     assert Skew.from_json((tmp_path / "n3-member.json").read_text()) == Skew()
+
+
+def test_clock_rate_on_the_holder_is_slow() -> None:
+    nemesis = ClockNemesis({"rate_targets": ["holder"], "max_rate_skew": 0.3})
+    rng = random.Random(3)
+    for _ in range(20):
+        params = nemesis.plan_params("rate", rng)
+        assert params["target"] == "holder" and 0.7 <= params["rate"] < 1.0
+    with pytest.raises(ValueError, match="rate_targets"):
+        ClockNemesis({"rate_targets": ["boss"]})

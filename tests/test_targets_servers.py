@@ -85,7 +85,7 @@ def test_etcd_command_line_and_candidate(tmp_path: Path) -> None:
     assert spec.adapter == "etcd" and spec.endpoint == "http://10.213.9.11:2379"
     assert spec.options == {"election": "e1", "ttl_s": 3}
     assert target.stale_grace_ns == 2 * 500_000_000 + 500_000_000
-    assert target.nemesis_defaults == {"clock": {"processes": "candidate"}}
+    assert target.nemesis_defaults["clock"]["processes"] == "candidate"
 
 
 def test_consul_configuration(tmp_path: Path) -> None:

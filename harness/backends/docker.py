@@ -204,7 +204,7 @@ class DockerBackend:
         meant to be shared between threads)."""
         api = getattr(self._local, "api", None)
         if api is None:
-            api = docker.APIClient(base_url=self._client.api.base_url, timeout=60)
+            api = docker.from_env(timeout=60).api
             self._local.api = api
         return api
 

@@ -76,7 +76,9 @@ class ConsulTarget:
 
     @property
     def nemesis_defaults(self) -> dict[str, dict[str, Any]]:
-        return {"clock": {"processes": "candidate"}}
+        # Only the candidates' clocks can be skewed; a slow clock matters on the one that
+        # holds the election, a fast one on the others.
+        return {"clock": {"processes": "candidate", "rate_targets": ["holder", "follower"]}}
 
     def setup(self, backend: Backend, nodes: Sequence[Node], run_dir: Path) -> None:
         if not isinstance(backend, ServerPackages):
