@@ -180,3 +180,23 @@ def test_consul_probe_without_leader() -> None:
     _mock(target, handler)
     view = target.probe(NODES[1], 1.0)
     assert view is not None and (view.node, view.leader, view.term) == ("n2", None, 9)
+
+
+def test_etcd_probe_drops_a_new_leader_named_beside_the_old_applied_term() -> None:
+    answers = iter([("222", "2"), ("0", "2"), ("111", "2"), ("111", "3"), ("222", "3")])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        leader, term = next(answers)
+        body: dict[str, Any] = {"header": {"member_id": "333"}, "raftTerm": term}
+        if leader != "0":
+            body["leader"] = leader
+        return httpx.Response(200, json=body)
+
+    target = EtcdTarget()
+    _mock(target, handler)
+    target._names.update({"111": "n1", "222": "n2"})
+    views = [target.probe(NODES[2], 1.0) for _ in range(5)]
+    seen = [None if v is None else (v.leader, v.term) for v in views]
+    # n2 led term 2; n3 lost it (no leader), then heard of n1 while its applied term was
+    # still 2: dropped until the term moved to 3. Then n2 again in 3: also a lagging term.
+    assert seen == [("n2", 2), (None, 2), None, ("n1", 3), None]

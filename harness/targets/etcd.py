@@ -4,7 +4,11 @@ Members serve clients on `<node address>:2379` (the candidates use the v3electio
 the JSON gateway there) and peers on `:2380`; data lives in the run directory. The status
 probe reads each member's maintenance status: its raft term and the member id of the
 leader it follows, mapped back to node names through the status headers and, when
-needed, the member list.
+needed, the member list. etcd's status `raftTerm` is the term of the member's last
+*applied* entry, not its current raft term: a member that has just heard of a new leader
+names it beside the old term until the new leader's first entry is applied. So a reading
+that names a different leader than the member last named, in the same term, is dropped
+(it would be a false term-split-brain) until the member's term catches up.
 
 Settings (`server:` in the run's YAML):
 
@@ -73,6 +77,7 @@ class EtcdTarget:
         self._http = httpx.Client()
         self._names: dict[str, str] = {}  # member id (decimal string) -> node name
         self._names_lock = threading.Lock()
+        self._named: dict[str, tuple[str, int]] = {}  # node -> (leader, term) it last named
 
     @property
     def package(self) -> str:
@@ -173,6 +178,11 @@ class EtcdTarget:
             leader = self._names.get(leader_id)
         if leader is None:
             return None  # a leader this harness cannot name: not an observation it can use
+        with self._names_lock:
+            previous = self._named.get(node.name)
+            if previous is not None and previous[0] != leader and term <= previous[1]:
+                return None  # the applied term lags the leader change
+            self._named[node.name] = (leader, term)
         return MemberView(node.name, leader, term)
 
     def _learn_members(self, node: Node, timeout: float) -> None:
