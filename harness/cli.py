@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_option(opts.parse_seed))
     run.add_argument("--store", default="store", help="where run directories go (default store/)")
     run.set_defaults(handler=_cmd_run)
+
+    from harness.image.cli import add_parser as add_image_parser
+
+    add_image_parser(sub)  # `harness image build|show`: handlers in harness/image/cli.py
     return parser
 
 
