@@ -47,6 +47,7 @@ def rootfs_inputs() -> dict[str, object]:
         "include": list(INCLUDE),
         "mirror": MIRROR,
         "recipe": RECIPE_VERSION,
+        "trim": list(TRIM),
         "changes": list(IMPORT_CHANGES),
     }
 
