@@ -123,6 +123,8 @@ def test_debootstrap_checks_signatures() -> None:
         ("I: Validating bash 5.2.15-2+b13", True),
         ("I: Validating bsdutils 1:2.38.1-5+deb12u3", True),
         ("I: Extracting libc6...", True),
+        ("I: Unpacking libc6:amd64...", True),
+        ("I: Configuring libkrb5-3:amd64...", True),
         ("I: Retrieving Packages", False),
         ("I: Unpacking the base system...", False),
         ("I: Configuring required packages...", False),

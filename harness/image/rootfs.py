@@ -35,7 +35,7 @@ IMPORT_CHANGES = (
 # One line per package ("I: Validating bash 5.2.15-2+b13", "I: Extracting libc6...") is
 # noise; phase lines ("I: Unpacking the base system...") are progress.
 _PER_PACKAGE = re.compile(
-    r"I: (Retrieving|Validating|Extracting|Unpacking|Configuring) [a-z0-9][a-z0-9.+-]*( \d\S*)?$"
+    r"I: (Retrieving|Validating|Extracting|Unpacking|Configuring) [a-z0-9][a-z0-9.+:-]*( \d\S*)?$"
 )
 
 
