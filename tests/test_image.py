@@ -361,3 +361,8 @@ def test_image_is_labelled_with_its_inputs(node_image: tuple[Any, str]) -> None:
     labels = client.images.get(image).labels
     assert labels[build.LABEL_INPUTS] == build.plan().node.inputs_hash
     assert labels[build.LABEL_LAYER] == "node"
+
+
+def test_without_a_source_checkout_the_error_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="source checkout"):
+        build.plan(tmp_path)

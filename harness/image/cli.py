@@ -57,7 +57,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         if sys.stderr.isatty():
             from rich.console import Console
 
-            console = Console(stderr=True)
+            console = Console(stderr=True, log_path=False)
             started = time.monotonic()
             with console.status("node image") as status:
 

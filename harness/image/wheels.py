@@ -74,6 +74,11 @@ def _requirement_class() -> type:
 
 def declared_dependencies(root: Path = PROJECT_ROOT) -> list[str]:
     """The runtime requirements in pyproject.toml (the source of truth, not egg-info)."""
+    if not (root / "pyproject.toml").is_file():
+        raise ImageError(
+            f"no pyproject.toml in {root}: building the image needs the project's source "
+            "checkout (install it with `pip install -e .`)"
+        )
     try:
         data = tomllib.loads((root / "pyproject.toml").read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
