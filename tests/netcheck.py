@@ -35,12 +35,16 @@ ECHO_CLIENT = textwrap.dedent(
 
 
 def tcp(backend: Backend, node: Node, address: str, port: int, timeout: float = 2.0) -> bool:
-    r = backend.run(node, [PY, "-c", ECHO_CLIENT, address, str(port), str(timeout)], timeout + 5)
+    r = backend.run(
+        node, [backend.python, "-c", ECHO_CLIENT, address, str(port), str(timeout)], timeout + 5
+    )
     return r.returncode == 0 and r.stdout.strip() == "hello"
 
 
 def start_echo(backend: Backend, node: Node, port: int, log: Path) -> Daemon:
-    d = backend.spawn(node, "echo", [PY, "-u", "-c", ECHO_SERVER, str(port)], log_path=log)
+    d = backend.spawn(
+        node, "echo", [backend.python, "-u", "-c", ECHO_SERVER, str(port)], log_path=log
+    )
     deadline = time.monotonic() + 5
     while "listening" not in (log.read_text() if log.exists() else ""):
         assert d.poll() is None, log.read_text()
