@@ -20,7 +20,9 @@ DEFAULT_STORE = Path("store")
 def new_run_dir(store: Path, target: str, nemeses: tuple[str, ...], seed: int, run_id: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = f"{stamp}-{target}-{'+'.join(nemeses)}-s{seed}-{run_id[:4]}"
-    run_dir = store / name
+    # Absolute: nodes (containers) see the run directory at this same path, not from
+    # the harness's working directory.
+    run_dir = store.resolve() / name
     for sub in ("history", "logs", "nodes"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     link = store / "latest"
