@@ -193,6 +193,35 @@ class RunCluster:
         for daemon in daemons:
             daemon.stop(timeout=3.0)
 
+    def _current(self, node: Node, kind: str) -> Daemon | None:
+        if kind == "member":
+            return self._members[node.name]
+        entry = self._candidates[node.name]
+        return None if entry is None else entry[0]
+
+    def exited_on_their_own(self) -> list[str]:
+        """Members and candidates that ended without a nemesis or the runner stopping
+        them (a kill clears the entry before it signals), one line each."""
+        kinds = ("member", "candidate")
+        with self._lock:
+            running = [
+                (node, kind, daemon)
+                for node in self.nodes
+                for kind in kinds
+                if (daemon := self._current(node, kind)) is not None
+            ]
+        problems = []
+        for node, kind, daemon in running:
+            status = daemon.poll()
+            with self._lock:
+                still_current = self._current(node, kind) is daemon
+            if status is not None and still_current:
+                problems.append(
+                    f"{daemon.name} on {node.name} exited on its own with status {status} "
+                    f"(logs in {self._run_dir / 'logs'})"
+                )
+        return problems
+
     # --- what nemeses ask ------------------------------------------------------------
 
     def leader(self) -> Node | None:

@@ -325,6 +325,8 @@ class Runner:
                 self.status.leader = probe.leader()
                 if driver.error is not None:
                     raise RunError(f"nemesis failed: {driver.error}") from driver.error
+                if exited := cluster.exited_on_their_own():
+                    raise RunError("; ".join(exited))
             self._phase("healing")
             driver.stop_and_heal()
             if driver.error is not None:
@@ -334,6 +336,8 @@ class Runner:
             while time.monotonic() < quiet_end:
                 time.sleep(0.25)
                 self.status.leader = probe.leader()
+            if exited := cluster.exited_on_their_own():
+                raise RunError("; ".join(exited))
             self._phase("stopping")
             cluster.stop_candidates()
             probe.stop()
