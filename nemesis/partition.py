@@ -31,7 +31,10 @@ from nemesis.base import Cluster, FaultPlan
 log = logging.getLogger(__name__)
 
 CHAIN = "LH-PARTITION"
-MODES: tuple[str, ...] = ("halves", "one", "leader", "ring", "bridge")
+MODES: tuple[str, ...] = ("halves", "one", "leader", "holder", "ring", "bridge")
+# `holder` (isolate the node whose candidate holds the election) is opt-in: for the
+# reference elector it is the leader's node anyway.
+DEFAULT_MODES: tuple[str, ...] = ("halves", "one", "leader", "ring", "bridge")
 
 
 def partition_groups(
@@ -50,13 +53,14 @@ def partition_groups(
     if mode == "halves":
         m = n // 2 + 1
         return [shuffled[:m], shuffled[m:]], None
-    if mode in ("one", "leader"):
-        if mode == "leader" and leader in names:
+    if mode in ("one", "leader", "holder"):
+        # For `holder`, `leader` names the holder's node.
+        if mode != "one" and leader in names:
             alone = leader
         else:
             alone = rng.choice(names)
-            if mode == "leader":
-                note = f"no leader known: isolated {alone}, chosen by pick"
+            if mode != "one":
+                note = f"no {mode} known: isolated {alone}, chosen by pick"
         return [[alone], [x for x in names if x != alone]], note
     if mode == "bridge":
         bridge, rest = shuffled[0], shuffled[1:]
@@ -216,7 +220,7 @@ class PartitionNemesis:
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         settings = {} if settings is None else settings
         check_keys(self.name, settings, self.SETTINGS)
-        modes = settings.get("modes", MODES)
+        modes = settings.get("modes", DEFAULT_MODES)
         self.modes: tuple[str, ...] = subset(self.name, "modes", modes, MODES)
 
     def refusal(self, cluster: Cluster) -> str | None:
@@ -231,7 +235,11 @@ class PartitionNemesis:
         return {}  # the mode and the plan's pick say everything
 
     def start(self, cluster: Cluster, plan: FaultPlan) -> PartitionFault:
-        leader = cluster.leader() if plan.mode == "leader" else None
+        leader = None
+        if plan.mode == "leader":
+            leader = cluster.leader()
+        elif plan.mode == "holder":
+            leader = cluster.holder()
         names = [n.name for n in cluster.nodes]
         groups, note = partition_groups(
             plan.mode, names, plan.pick, None if leader is None else leader.name

@@ -763,3 +763,16 @@ def test_clock_rate_on_the_holder_is_slow() -> None:
         assert params["target"] == "holder" and 0.7 <= params["rate"] < 1.0
     with pytest.raises(ValueError, match="rate_targets"):
         ClockNemesis({"rate_targets": ["boss"]})
+
+
+def test_partition_isolates_the_holder() -> None:
+    ns = names(5)
+    groups, note = partition_groups("holder", ns, 3, leader="n4")
+    assert groups == [["n4"], ["n1", "n2", "n3", "n5"]] and note is None
+    groups, note = partition_groups("holder", ns, 3, leader=None)
+    assert len(groups[0]) == 1 and note and "no holder known" in note
+    assert PartitionNemesis().modes == ("halves", "one", "leader", "ring", "bridge")
+    assert "holder" in PartitionNemesis({"modes": ["holder"]}).modes
+    from harness.targets.etcd import EtcdTarget
+
+    assert "holder" in EtcdTarget().nemesis_defaults["partition"]["modes"]

@@ -78,7 +78,12 @@ class ConsulTarget:
     def nemesis_defaults(self) -> dict[str, dict[str, Any]]:
         # Only the candidates' clocks can be skewed; a slow clock matters on the one that
         # holds the election, a fast one on the others.
-        return {"clock": {"processes": "candidate", "rate_targets": ["holder", "follower"]}}
+        # Isolating the lock holder's node (its member cut off, the resource still in
+        # reach) is the dangerous partition for a lock service.
+        return {
+            "clock": {"processes": "candidate", "rate_targets": ["holder", "follower"]},
+            "partition": {"modes": ["halves", "one", "leader", "holder", "ring", "bridge"]},
+        }
 
     def setup(self, backend: Backend, nodes: Sequence[Node], run_dir: Path) -> None:
         if not isinstance(backend, ServerPackages):
