@@ -34,6 +34,16 @@ def run(records: list[Record], **settings_: int) -> dict[str, Any]:
     return check(parse_lines([orjson.dumps(r) for r in records]), **settings_)
 
 
+def without_lines(verdict: dict[str, Any]) -> dict[str, Any]:
+    """The verdict with its proving events' file lines dropped: they cite positions in the
+    file, the only part of a verdict that line order may change."""
+    for v in verdict["violations"]:
+        v["events"] = sorted(
+            ({k: x for k, x in e.items() if k != "line"} for e in v["events"]), key=orjson.dumps
+        )
+    return verdict
+
+
 def kinds(records: list[Record]) -> set[str]:
     return {v["kind"] for v in run(records)["violations"]}
 
@@ -64,7 +74,7 @@ def test_line_order_changes_nothing(records: list[Record], rng: random.Random) -
 def test_shuffled_injected_violations_are_still_found(records: list[Record], data: Any) -> None:
     injected = data.draw(st.sampled_from(INJECTIONS))(records, data)
     shuffled = data.draw(st.permutations(injected))
-    assert run(list(shuffled)) == run(injected)
+    assert without_lines(run(list(shuffled))) == without_lines(run(injected))
 
 
 # --- injections: each adds one violation of its kind to a correct history -------------

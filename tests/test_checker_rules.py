@@ -387,3 +387,66 @@ def test_violations_have_the_contract_fields() -> None:
     for violation in v["violations"]:
         assert set(violation) >= {"kind", "election", "processes", "start", "end", "detail"}
         assert isinstance(violation["detail"], str) and violation["detail"]
+
+
+# --- the events that prove each violation ----------------------------------------------
+
+
+def _cited(v: dict) -> list[tuple]:
+    return [(e["line"], e["process"], e["type"], e["f"]) for e in v["events"]]
+
+
+def test_split_brain_cites_both_beliefs_bounds() -> None:
+    v = verdict(
+        *acquired(0, 10, "a", 1),  # lines 1, 2
+        *acquired(5, 20, "b", 2),  # lines 3, 4
+        info(50, "a", "lost"),  # line 5
+        inv(60, "b", "release"),  # line 6
+    )
+    (sb,) = v["violations"]
+    assert _cited(sb) == [
+        (2, "a", "ok", "acquire"),
+        (4, "b", "ok", "acquire"),
+        (5, "a", "info", "lost"),
+        (6, "b", "invoke", "release"),
+    ]
+    assert sb["events"][0]["value"] == {"token": 1}
+
+
+def test_belief_open_at_the_end_cites_only_its_start() -> None:
+    v = verdict(*acquired(0, 10, "a", 1), *acquired(90, 100, "b", 2), info(200, "x", "noop"))
+    assert _cited(v["violations"][0]) == [(2, "a", "ok", "acquire"), (4, "b", "ok", "acquire")]
+
+
+def test_token_regression_and_duplicate_cite_grants() -> None:
+    v = verdict(*acquired(0, 10, "a", 5), info(15, "a", "lost"), *acquired(20, 30, "b", 4))
+    assert _cited(v["violations"][0]) == [
+        (2, "a", "ok", "acquire"),
+        (4, "b", "invoke", "acquire"),
+        (5, "b", "ok", "acquire"),
+    ]
+    v = verdict(*acquired(0, 10, "a", 5), info(15, "a", "lost"), *acquired(20, 30, "b", 5))
+    (dup,) = [x for x in v["violations"] if x["kind"] == "duplicate-token"]
+    assert _cited(dup) == [(2, "a", "ok", "acquire"), (5, "b", "ok", "acquire")]
+
+
+def test_stale_write_cites_grant_and_write() -> None:
+    v = verdict(
+        *acquired(0, 10, "a", 1),
+        inv(20, "a", "write", {"token": 1, "seq": 0}),
+        *acquired(21, 30, "b", 2),
+        ok(50, "a", "write", {"applied_at": 40}),
+    )
+    (sw,) = [x for x in v["violations"] if x["kind"] == "stale-write"]
+    assert _cited(sw) == [
+        (3, "a", "invoke", "write"),
+        (5, "b", "ok", "acquire"),
+        (6, "a", "ok", "write"),
+    ]
+
+
+def test_server_level_kinds_cite_status_observations() -> None:
+    v = verdict(status(0, "n1", "n1", 3), status(1, "n2", "n2", 3, p="probe2"))
+    assert [e["line"] for e in v["violations"][0]["events"]] == [1, 2]
+    v = verdict(status(0, "n2", "n2", 5), status(10, "n1", "n1", 4), status(20, "n1", "n1", 4))
+    assert [e["line"] for e in v["violations"][0]["events"]] == [1, 2, 3]

@@ -1,7 +1,8 @@
 """The six violation kinds of shared/HISTORY.md, each a function of one `Walk`.
 
 Every function returns violations as dicts with `kind`, `election` (None for the two
-server-level kinds), `processes`, `start`, `end` and `detail`. Each is linear or
+server-level kinds), `processes`, `start`, `end`, `detail` and `events`: the events that
+prove it, each as in the history with its file `line` (so a report can show them). Each is linear or
 n log n in the number of events it reads, apart from reporting itself.
 """
 
@@ -12,13 +13,20 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from harness.checker.walk import Acquisition, Belief, Status, Walk
+from harness.history.events import Event
 
 Violation = dict[str, Any]
 T = TypeVar("T")
 
 
 def _violation(
-    kind: str, election: str | None, processes: list[Any], start: int, end: int, detail: str
+    kind: str,
+    election: str | None,
+    processes: list[Any],
+    start: int,
+    end: int,
+    detail: str,
+    proof: list[Event | None],
 ) -> Violation:
     return {
         "kind": kind,
@@ -27,7 +35,19 @@ def _violation(
         "start": start,
         "end": end,
         "detail": detail,
+        "events": _cite(proof),
     }
+
+
+def _cite(proof: list[Event | None]) -> list[dict[str, Any]]:
+    """The proving events in history order, each once, as in the file plus its line."""
+    seen: set[int] = set()
+    cited: list[dict[str, Any]] = []
+    for e in sorted((e for e in proof if e is not None), key=lambda e: (e.time, e.line)):
+        if id(e) not in seen:
+            seen.add(id(e))
+            cited.append({"line": e.line or None, **e.to_dict()})
+    return cited
 
 
 def split_brain(w: Walk, tolerance_ns: int) -> list[Violation]:
@@ -57,6 +77,7 @@ def split_brain(w: Walk, tolerance_ns: int) -> list[Violation]:
                             f"{b.token}, leader from {b.start} until {b.end}, ended by "
                             f"{b.ended_by}) both believed they led for "
                             f"{overlap_end - b.start} ns",
+                            [a.start_event, a.end_event, b.start_event, b.end_event],
                         )
                     )
             active.append(b)
@@ -86,6 +107,7 @@ def duplicate_token(w: Walk) -> list[Violation]:
                     grants[-1].time,
                     f"token {token} was granted to {len(processes)} processes: "
                     + ", ".join(f"{g.process!r} at {g.time}" for g in grants),
+                    [g.event for g in grants],
                 )
             )
     return found
@@ -121,6 +143,7 @@ def token_regression(w: Walk) -> list[Violation]:
                         f"{a.process!r} invoked acquire at {a.invoke_time}, after "
                         f"{top.process!r} had acquired token {top.token} at {top.time}, "
                         f"and received the smaller token {a.token} at {a.time}",
+                        [top.event, a.invoke_event, a.event],
                     )
                 )
     return found
@@ -193,6 +216,7 @@ def stale_write(w: Walk) -> list[Violation]:
                     f"write seq {wr.seq!r} with token {wr.token} by {wr.process!r} was applied "
                     f"(ok at {wr.time}) although {other.process!r} had "
                     f"acquired token {other.token} at {other.time}, {when}",
+                    [other.event, wr.invoke_event, wr.event],
                 )
             )
     return found
@@ -221,6 +245,7 @@ def term_split_brain(w: Walk) -> list[Violation]:
                 + ", ".join(
                     f"{s.leader!r} (first named by {s.node!r} at {s.time})" for s in firsts
                 ),
+                [s.event for s in firsts],
             )
         )
     return found
@@ -262,6 +287,7 @@ def stale_leader(w: Walk, grace_ns: int) -> list[Violation]:
                 f"{last.time}, although {witness.node!r} had named {witness.leader!r} "
                 f"leader of the higher term {witness.term} at {witness.time} "
                 f"(grace {grace_ns} ns)",
+                [first.event, last.event, witness.event],
             )
         )
     return found

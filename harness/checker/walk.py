@@ -31,6 +31,10 @@ class Belief:
     start: int
     end: int = -1
     ended_by: str = "end of history"
+    # The events that bound it (the acquire ok; the release/lost/crash/acquire that ended
+    # it, None at the end of the history): violations cite them as proof.
+    start_event: Event | None = None
+    end_event: Event | None = None
 
 
 @dataclass(slots=True)
@@ -43,6 +47,8 @@ class Acquisition:
     position: int  # of the ok, in the ordered history
     time: int  # of the ok
     line: int
+    invoke_event: Event | None = None
+    event: Event | None = None  # the ok
 
 
 @dataclass(slots=True)
@@ -56,6 +62,8 @@ class AppliedWrite:
     applied_at: int | None
     time: int  # of the ok
     line: int
+    invoke_event: Event | None = None
+    event: Event | None = None  # the ok
 
 
 @dataclass(slots=True)
@@ -65,6 +73,7 @@ class Status:
     leader: Any
     term: int
     line: int
+    event: Event | None = None
 
 
 @dataclass(slots=True)
@@ -118,11 +127,12 @@ def walk(events: Sequence[Event], source: str | None = None) -> Walk:
     believing: dict[tuple[str, Process], Belief] = {}
     beliefs_of: dict[Process, set[str]] = {}
 
-    def end_belief(election: str, process: Process, time: int, why: str) -> None:
+    def end_belief(election: str, process: Process, e: Event, why: str) -> None:
         belief = believing.pop((election, process), None)
         if belief is not None:
-            belief.end = time
+            belief.end = e.time
             belief.ended_by = why
+            belief.end_event = e
             beliefs_of[process].discard(election)
 
     for position, e in enumerate(ordered):
@@ -153,7 +163,7 @@ def walk(events: Sequence[Event], source: str | None = None) -> Walk:
             if "leader" not in v or not (v["leader"] is None or _is_name(v["leader"])):
                 bad(e, "status value.leader must be a name or null (null: no leader known)")
                 continue
-            out.statuses.append(Status(e.time, v["node"], v["leader"], v["term"], e.line))
+            out.statuses.append(Status(e.time, v["node"], v["leader"], v["term"], e.line, e))
             continue
 
         if f == "lost" or f == "crash":
@@ -161,12 +171,12 @@ def walk(events: Sequence[Event], source: str | None = None) -> Walk:
                 bad(e, f'{f!r} is an observation and must have type "info", not {etype!r}')
                 continue
             if f == "lost":
-                end_belief(e.election, p, e.time, "lost")
+                end_belief(e.election, p, e, "lost")
             else:
                 # A crashed process holds nothing in any election, and its operation
                 # in flight will never complete.
                 for election in list(beliefs_of.get(p, ())):
-                    end_belief(election, p, e.time, "crash")
+                    end_belief(election, p, e, "crash")
                 open_ops.pop(p, None)
             continue
 
@@ -187,9 +197,9 @@ def walk(events: Sequence[Event], source: str | None = None) -> Walk:
             open_ops[p] = _Open(e, position)
             if f == "acquire":
                 out.has_acquire = True
-                end_belief(e.election, p, e.time, "acquire")
+                end_belief(e.election, p, e, "acquire")
             elif f == "release":
-                end_belief(e.election, p, e.time, "release")
+                end_belief(e.election, p, e, "release")
             continue
 
         # a completion: ok, fail or info
@@ -232,9 +242,11 @@ def walk(events: Sequence[Event], source: str | None = None) -> Walk:
                         position,
                         e.time,
                         e.line,
+                        invoke,
+                        e,
                     )
                 )
-                belief = Belief(e.election, p, token, e.time)
+                belief = Belief(e.election, p, token, e.time, -1, "end of history", e)
                 believing[(e.election, p)] = belief
                 beliefs_of.setdefault(p, set()).add(e.election)
                 out.beliefs.setdefault(e.election, []).append(belief)
@@ -257,6 +269,8 @@ def walk(events: Sequence[Event], source: str | None = None) -> Walk:
                         applied_at,
                         e.time,
                         e.line,
+                        invoke,
+                        e,
                     )
                 )
             elif etype == "fail":
