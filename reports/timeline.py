@@ -252,7 +252,7 @@ def build_model(
     )
     leaders = sorted(
         (
-            (index[leader], first, last, term, count, observers)
+            [index[leader], first, last, term, count, observers]
             for leader, term, first, last, count, observers in segments
         ),
         key=lambda r: (r[1], r[0]),
