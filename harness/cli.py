@@ -1,4 +1,4 @@
-"""The `harness` command line: `harness check FILE` and `harness run ...`.
+"""The `harness` command line: `harness check FILE`, `harness run ...`, `harness report RUN_DIR`.
 
 Exit status: 0 valid, 1 invalid (violations found), 2 malformed input, bad usage, or a
 verdict of "unknown".
@@ -61,7 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NS",
         help="stale-leader grace in nanoseconds (default 0)",
     )
+    check.add_argument("--html", metavar="OUT", help="also write the HTML leadership report to OUT")
     check.set_defaults(handler=_cmd_check)
+
+    report = sub.add_parser(
+        "report",
+        help="write a run directory's HTML leadership report (RUN_DIR/report.html)",
+        description="Check RUN_DIR/history.jsonl and write RUN_DIR/report.html; prints its "
+        "path. Exit 0 written, 2 missing or malformed input.",
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (see harness run)")
+    report.set_defaults(handler=_cmd_report)
 
     run = sub.add_parser(
         "run",
@@ -152,6 +162,17 @@ def _cmd_check(args: argparse.Namespace) -> int:
     except HistoryError as exc:  # MalformedHistory included: every problem with its line
         print(f"harness check: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    if args.html:
+        from harness.history import read_history
+        from reports import write_report  # imported here: plain checks stay light
+
+        try:
+            write_report(read_history(args.file), verdict, args.html, source=args.file)
+        except OSError as exc:
+            print(f"harness check: cannot write {args.html}: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        # stderr, so that --json still prints exactly the verdict on stdout
+        print(f"report: {args.html}", file=sys.stderr)
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(verdict) + b"\n")
         sys.stdout.flush()
@@ -190,6 +211,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if outcome.run_dir is not None:
         print(f"run directory: {outcome.run_dir}")
     return outcome.exit_code
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from reports import write_run_report
+
+    try:
+        path = write_run_report(args.run_dir)
+    except HistoryError as exc:  # a missing directory or history; every malformed line
+        print(f"harness report: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"harness report: cannot write the report: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    print(path)
+    return EXIT_VALID
 
 
 def main(argv: Sequence[str] | None = None) -> int:
