@@ -6,8 +6,9 @@ repository and in a user's; the repository's conftest.py does not register it ag
 Tests marked `scenario` are real runs: they are selected by giving `--target` (or
 `--nemesis`) and skipped otherwise, so plain `pytest` runs only the fast tests. The
 `harness_run` fixture runs the selected target under the selected nemeses and returns
-the outcome; each run's directory is listed in the terminal summary, and kept only
-when its test failed (or always, with `--keep-runs`).
+the outcome; each run's directory and HTML report are listed in the terminal summary,
+and kept only when its test failed (or always, with `--keep-runs`). With pytest-html
+installed, a test's entry in its report links to each run's report.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 import pytest
 
 from harness import options as opts
+
+REPORT_NAME = "report.html"  # reports.REPORT_NAME; not imported, to keep pytest start-up light
 
 _OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--target", "reference", f"system under test: {', '.join(opts.TARGETS)}"),
@@ -108,6 +111,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     if report.when == "call":
         item.stash[_FAILED] = report.failed
+        _link_reports(item, report)
+
+
+def _link_reports(item: pytest.Item, report: pytest.TestReport) -> None:
+    """With pytest-html installed, link each of this test's run reports from its entry."""
+    try:
+        from pytest_html import extras  # optional: never a dependency of the harness
+    except ImportError:
+        return
+    runs = [d for nodeid, d in item.config.stash.get(_RUNS, []) if nodeid == item.nodeid]
+    if not runs:
+        return
+    # pytest-html 4 reads `extras`; older versions read `extra`: set both.
+    links = getattr(report, "extras", None) or getattr(report, "extra", None) or []
+    try:
+        for run_dir in runs:
+            page = Path(run_dir, REPORT_NAME).resolve()
+            name = f"leadership report: {Path(run_dir).name}"
+            links.append(extras.url(page.as_uri(), name=name))
+    except Exception:  # a pytest-html whose API differs: no link, but never a broken session
+        return
+    report.extras = report.extra = links  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -152,6 +177,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for nodeid, run_dir in runs:
         kept = "kept" if Path(run_dir).exists() else "removed (passed)"
         terminalreporter.write_line(f"{nodeid}: {run_dir} [{kept}]")
+        report = Path(run_dir, REPORT_NAME)
+        if report.exists():
+            terminalreporter.write_line(f"    report: {report}")
+        elif kept == "kept":
+            terminalreporter.write_line(f"    report: {report} (not written; see the run's log)")
+        else:
+            terminalreporter.write_line(f"    report: {report} (removed with the run)")
 
 
 @pytest.fixture(scope="session")

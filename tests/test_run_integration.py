@@ -205,7 +205,7 @@ def test_short_run_without_faults(runs: Any, tmp_path: Path) -> None:
     assert (run.store / "latest").is_symlink()
     assert run_dir.parent == run.store.resolve()
     assert f"run directory: {run_dir}" in run.stdout().replace(str(run.store), str(run_dir.parent))
-    for name in ("config.yaml", "history.jsonl", "results.json", "history", "logs"):
+    for name in ("config.yaml", "history.jsonl", "results.json", "report.html", "history", "logs"):
         assert (run_dir / name).exists(), name
     parts = {p.name for p in (run_dir / "history").glob("*.jsonl")}
     assert {"runner.jsonl", "p1.jsonl", "p2.jsonl", "p3.jsonl"} <= parts
@@ -289,6 +289,8 @@ def test_signal_during_the_workload_heals_and_tears_down(
         assert len(own) == sum(1 for e in events if e.process == process), part
     assert any(e.process == "nemesis" for e in events)
     assert res["verdict"] is not None and res["verdict"]["valid"] is not False
+    # The report is written on interrupted runs too.
+    assert 'id="report-data"' in (run_dir / "report.html").read_text()
 
 
 # --- (d) the harness killed: the next run cleans up --------------------------------------

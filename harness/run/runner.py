@@ -368,6 +368,7 @@ class Runner:
                 verdict["valid"], EXIT_ERROR
             )
         write_results(run_dir, self._results(outcome, driver))
+        self._write_report(run_dir)
         self._phase("done")
         return outcome
 
@@ -417,6 +418,17 @@ class Runner:
         except HistoryError as exc:
             outcome.error = (outcome.error or "") + f"; history: {exc}"
             return None
+
+    def _write_report(self, run_dir: Path) -> None:
+        """report.html, best effort: a report that cannot be written is logged and never
+        changes or hides the run's own result."""
+        try:
+            from reports import write_run_report
+
+            write_run_report(run_dir)
+        except Exception as exc:
+            log.warning("could not write the report of %s: %s", run_dir, exc)
+            self.progress.fault(self.status, f"report: could not write it: {exc}")
 
     def _results(self, outcome: RunOutcome, driver: FaultDriver | None) -> dict[str, Any]:
         return {
