@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -64,9 +65,12 @@ def _run(args: list[str], timeout: float) -> str:
     return out
 
 
-def dump_dom(page: str | os.PathLike[str], *, timeout: float = 60.0) -> str:
-    """The page's DOM, serialised after it loaded (and its first drawing ran)."""
-    return _run(["--dump-dom", Path(page).resolve().as_uri()], timeout)
+def dump_dom(
+    page: str | os.PathLike[str], *, timeout: float = 60.0, extra: Sequence[str] = ()
+) -> str:
+    """The page's DOM, serialised after it loaded (and its first drawing ran). `extra`:
+    more Chromium flags, e.g. --virtual-time-budget=MS to let timers run first."""
+    return _run([*extra, "--dump-dom", Path(page).resolve().as_uri()], timeout)
 
 
 def screenshot(

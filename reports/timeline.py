@@ -30,6 +30,8 @@ FAULT_STARTS: Mapping[str, tuple[str, str]] = {
 }
 _FAULT_STOPS = {stop: (kind, start) for start, (kind, stop) in FAULT_STARTS.items()}
 
+MAX_FAULT_ROWS = 6  # rows of the fault track; a run rarely has more faults at once
+
 # Order of ways a leadership ends, as the walk names them; the model stores indexes.
 ENDINGS = ("release", "lost", "crash", "acquire", "end of history")
 
@@ -147,7 +149,8 @@ def _pair_faults(
 
 
 def _stack(faults: list[dict[str, Any]]) -> None:
-    """Give each fault the lowest row of the fault track where it overlaps no other."""
+    """Give each fault the lowest row of the fault track where it overlaps no other; past
+    MAX_FAULT_ROWS (faults that never heal pile up) they share the last row."""
     row_ends: list[int] = []
     for fault in sorted(faults, key=lambda f: (f["start"], f["end"])):
         for row, end in enumerate(row_ends):
@@ -156,8 +159,12 @@ def _stack(faults: list[dict[str, Any]]) -> None:
                 fault["row"] = row
                 break
         else:
-            fault["row"] = len(row_ends)
-            row_ends.append(fault["end"])
+            if len(row_ends) < MAX_FAULT_ROWS:
+                fault["row"] = len(row_ends)
+                row_ends.append(fault["end"])
+            else:
+                fault["row"] = MAX_FAULT_ROWS - 1
+                row_ends[-1] = max(row_ends[-1], fault["end"])
 
 
 def _leader_segments(statuses: list[Any]) -> list[tuple[str, str, int, int, int, int]]:

@@ -167,3 +167,40 @@ def test_names_from_the_history_run_nothing(tmp_path: Path) -> None:
     # The names are shown as text: the lane name and the process are in the drawing.
     assert "&lt;img src=x onerror=" in dom
     assert "data-p=\"&lt;script&gt;document.title='pwned'&lt;/script&gt;\"" in dom
+
+
+ZOOM_SCRIPT = """<script>
+window.addEventListener("load", function () {
+  // Buttons draw at once, so the effects are in the DOM when this returns.
+  var root = document.documentElement;
+  root.setAttribute("data-before", root.getAttribute("data-intervals"));
+  for (var i = 0; i < 4; i++) document.getElementById("zoom-in").click();
+  root.setAttribute("data-zoomed", root.getAttribute("data-intervals"));
+  document.querySelector("button.goto").click();
+  root.setAttribute("data-selected", document.querySelectorAll(".violation.hl").length);
+  root.setAttribute("data-hl", document.querySelectorAll("rect.viol.hl").length);
+  root.setAttribute("data-at-violation", root.getAttribute("data-intervals"));
+});
+</script></body>"""
+
+
+def test_zoom_culls_to_the_window_and_a_violation_can_be_selected(tmp_path: Path) -> None:
+    records = correct_history(random.Random(9), nodes=3, leaderships=80)
+    end = max(r["time"] for r in records)
+    # Two leaders at the very end: a split brain to select.
+    records += [
+        *acquired(end + 1, end + 2, "x1", 10_000, node="n1"),
+        *acquired(end + 3, end + 4, "x2", 10_001, node="n2"),
+        info(end + 1_000, "x", "noop"),
+    ]
+    page = render(tmp_path, records)
+    page.write_text(page.read_text().replace("</body>", ZOOM_SCRIPT))
+    dom = dump_dom(page)
+    attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', dom.split(">", 2)[1]))
+    assert int(attrs["data-before"]) == 82
+    # Zoomed 16x into the middle: only the leaderships in that window are drawn.
+    assert 0 < int(attrs["data-zoomed"]) < 20
+    assert attrs["data-selected"] == "1" and attrs["data-hl"] == "1"
+    # Zoomed to the split brain at the end: the two leaders' bars (and maybe the last
+    # regular leadership's end).
+    assert 2 <= int(attrs["data-at-violation"]) <= 3

@@ -226,3 +226,12 @@ def test_page_summary_shows_verdict_counts_and_figures() -> None:
 def test_valid_page_has_no_violations() -> None:
     page = render_html(model_of(*acquired(0, 10, 1, 4, node="n1")))
     assert 'class="badge valid"' in page and "None: every rule holds." in page
+
+
+def test_faults_that_never_heal_share_the_last_fault_row() -> None:
+    m = model_of(
+        *acquired(0, 1, "a", 1, node="n1"),
+        *[nemesis(10 + i, "pause", {"nodes": [f"n{i}"]}) for i in range(10)],
+        info(100, "x", "noop"),
+    )
+    assert [f["row"] for f in m["faults"]] == [0, 1, 2, 3, 4, 5, 5, 5, 5, 5]

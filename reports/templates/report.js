@@ -204,19 +204,20 @@
     requestAnimationFrame(function () { pending = false; draw(); });
   }
 
-  function setView(t0, t1) {
+  // Wheel and drag coalesce into one drawing per frame; buttons and keys draw at once.
+  function setView(t0, t1, now) {
     var full = fullEnd - fullStart, pad = full * 0.05;
     var len = Math.min(Math.max(t1 - t0, MIN_SPAN), full + 2 * pad);
     t0 = Math.min(Math.max(t0, fullStart - pad), fullEnd + pad - len);
     view.t0 = t0;
     view.t1 = t0 + len;
-    redraw();
+    if (now) draw(); else redraw();
   }
   function zoom(factor, centre) {
     var c = centre === undefined ? (view.t0 + view.t1) / 2 : centre;
-    setView(c - (c - view.t0) * factor, c + (view.t1 - c) * factor);
+    setView(c - (c - view.t0) * factor, c + (view.t1 - c) * factor, centre === undefined);
   }
-  function fit() { setView(fullStart, fullEnd); }
+  function fit() { setView(fullStart, fullEnd, true); }
 
   // Hover details, from the model (never from markup).
   function details(key) {
@@ -300,8 +301,8 @@
     if (ev.key === "+" || ev.key === "=") zoom(0.5);
     else if (ev.key === "-") zoom(2);
     else if (ev.key === "0") fit();
-    else if (ev.key === "ArrowLeft") setView(view.t0 - len / 5, view.t1 - len / 5);
-    else if (ev.key === "ArrowRight") setView(view.t0 + len / 5, view.t1 + len / 5);
+    else if (ev.key === "ArrowLeft") setView(view.t0 - len / 5, view.t1 - len / 5, true);
+    else if (ev.key === "ArrowRight") setView(view.t0 + len / 5, view.t1 + len / 5, true);
   });
 
   // A violation chosen in the list (or by its flag): zoom to it and highlight both.
@@ -312,10 +313,10 @@
     var item = document.querySelector('.violation[data-v="' + vi + '"]');
     if (zoomTo) {
       var pad = Math.max((v.end - v.start) * 1.5, (fullEnd - fullStart) * 0.005, 1e6);
-      setView(v.start - pad, v.end + pad);
+      setView(v.start - pad, v.end + pad, true);
       chart.scrollIntoView({ block: "nearest" });
     } else {
-      redraw();
+      draw();
       if (item) item.scrollIntoView({ block: "nearest" });
     }
     if (item) item.classList.add("hl");
