@@ -260,6 +260,12 @@ def test_signal_during_the_workload_heals_and_tears_down(
     run = runs("store", "--config", cfg, "--time-limit", "30", "--seed", "5")
     run.wait_for(WORKLOAD_PHASE)
     state = run.capture_state()
+    # A candidate has opened its history (on a loaded machine one may be frozen before
+    # it even starts: then it has no file, and the merge check below has nothing to do).
+    deadline = time.monotonic() + 20
+    while not list((run.run_dir / "history").glob("p*.jsonl")):
+        assert time.monotonic() < deadline, "no candidate wrote a history"
+        time.sleep(0.05)
     # Something is frozen (the harness must SIGCONT it) and everything is up.
     before = wait_for_stopped(run.store)
     assert len(before) >= 7  # the harness, three electors, three candidates
