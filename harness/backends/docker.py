@@ -128,7 +128,8 @@ class DockerDaemon:
         return self._status
 
     def signal(self, signum: int) -> None:
-        if self.poll() is not None:
+        # pid 0 (an exec that ended before docker showed its pid) would be our own group.
+        if self.poll() is not None or self._pid <= 0:
             raise BackendError(
                 f"daemon {self.name} on {self.node.name} (pid {self.pid}) has already "
                 f"exited with status {self._status}"
@@ -146,7 +147,7 @@ class DockerDaemon:
 
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGCONT (it may be paused), SIGTERM, then SIGKILL after `timeout`."""
-        if self.poll() is None:
+        if self.poll() is None and self._pid > 0:
             for signum in (signal.SIGCONT, signal.SIGTERM):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self._pid, signum)
@@ -191,9 +192,7 @@ class DockerBackend:
         self.image = image
         self._progress = progress
         self._owner = _owner_label()
-        self._network_id: str | None = None
         self._containers: dict[str, str] = {}  # node name -> container id
-        self._daemons: list[DockerDaemon] = []
         self._local = threading.local()
         self._lock = threading.RLock()
         self._provisioned = False
@@ -257,7 +256,7 @@ class DockerBackend:
         ipam = docker.types.IPAMConfig(
             pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway)]
         )
-        network = self._client.networks.create(
+        self._client.networks.create(
             f"lh-{self.short_id}",
             driver="bridge",
             internal=True,  # no route, and no NAT, to anywhere but the nodes and the host
@@ -265,7 +264,6 @@ class DockerBackend:
             labels=self._labels(),
             options={"com.docker.network.bridge.name": f"lhd{self.short_id}"},
         )
-        self._network_id = network.id
         self.host_address = gateway
 
     def _create_containers(self, names: Sequence[str], shared_dir: Path | None) -> None:
@@ -390,9 +388,7 @@ class DockerBackend:
                 raise BackendError(
                     f"docker backend: starting {name} on {node.name}: {exc}"
                 ) from exc
-            daemon = DockerDaemon(self, node, name, exec_id, pid)
-            self._daemons.append(daemon)
-            return daemon
+            return DockerDaemon(self, node, name, exec_id, pid)
 
     def _exec_pid(self, exec_id: str, timeout: float = 5.0) -> int:
         deadline = time.monotonic() + timeout
