@@ -48,6 +48,7 @@ NODE_ENV = {
 }
 PING_TIMEOUT_S = 3.0
 _TIMED_OUT = 137  # `timeout -s KILL` exit status
+NETWORK_REMOVE_TRIES = 25
 
 
 def docker_client(timeout: float = 60.0) -> Any:
@@ -448,23 +449,36 @@ def _docker_subnet_indexes(client: Any) -> set[int]:
 
 def _remove_labelled(client: Any, labels: Mapping[str, str], removed: list[str]) -> list[str]:
     """Force-remove the containers, then the networks, carrying all `labels`; appends a
-    line per removed object to `removed` and returns what could not be removed."""
+    line per removed object to `removed` and returns what could not be removed.
+
+    Another harness process may be removing the same leftovers at the same moment: an
+    object already gone or already being removed is not an error, and a network whose
+    containers are still going away is retried briefly."""
     filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
     errors: list[str] = []
     for c in client.api.containers(all=True, filters=filters):
         try:
             client.api.remove_container(c["Id"], force=True, v=True)
             removed.append(f"container {c['Names'][0].lstrip('/')}")
-        except Exception as exc:
-            if "No such container" not in str(exc):
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
                 errors.append(f"container {c['Id'][:12]}: {exc}")
     for n in client.api.networks(filters=filters):
-        try:
-            client.api.remove_network(n["Id"])
-            removed.append(f"network {n['Name']}")
-        except Exception as exc:
-            if "not found" not in str(exc).lower():
+        for attempt in range(NETWORK_REMOVE_TRIES):
+            try:
+                client.api.remove_network(n["Id"])
+                removed.append(f"network {n['Name']}")
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError as exc:
+                if "active endpoints" in str(exc) and attempt + 1 < NETWORK_REMOVE_TRIES:
+                    time.sleep(0.2)
+                    continue
                 errors.append(f"network {n['Name']}: {exc}")
+                break
     return errors
 
 
