@@ -107,10 +107,12 @@ def check_expectations(expect: Expect, f: Figures, records: list[RunRecord]) -> 
     if expect.caught_at_least is not None and judged:
         share = f.runs_caught / judged
         if share < expect.caught_at_least:
-            failures.append(
-                f"expected caught in >= {expect.caught_at_least:.0%} of runs: "
-                f"caught in {f.runs_caught}/{judged} ({share:.0%})"
+            wanted = (
+                "in every run"
+                if expect.caught_at_least >= 1
+                else f"in >= {expect.caught_at_least:.0%} of runs"
             )
+            failures.append(f"expected caught {wanted}: caught in {f.runs_caught}/{judged}")
     if expect.violations == "none" and f.runs_caught:
         failures.append(f"expected no violations: found {kinds} in {f.runs_caught}/{judged} run(s)")
     if expect.violations == "any" and not f.runs_caught and judged:
