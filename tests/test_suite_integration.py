@@ -69,6 +69,7 @@ def test_suite_on_reference_clusters(tmp_path: Path) -> None:
     assert len(links) == 4
     for link in links:
         assert not link.startswith("/") and (directory / link).is_file(), link
+        assert link.endswith("/report.html"), link  # the runner writes one in every run
     saved = base / "integration" / "safe-partition.json"
     assert json.loads(saved.read_text())["figures"]["runs"] == 1
 

@@ -18,9 +18,9 @@ import jinja2
 
 from harness.suite.compare import CaseVerdict, seconds
 from harness.suite.model import Suite
+from reports import REPORT_NAME  # the runner writes it into every run directory
 
 INDEX_NAME = "index.html"
-REPORT_NAME = "report.html"  # written into every run directory by the runner (reports/)
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
