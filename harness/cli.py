@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     from harness.image.cli import add_parser as add_image_parser
 
     add_image_parser(sub)  # `harness image build|show`: handlers in harness/image/cli.py
+    from harness.suite.cli import add_parser as add_suite_parser
+
+    add_suite_parser(sub, _option)  # `harness suite FILE`: harness/suite/cli.py
     return parser
 
 

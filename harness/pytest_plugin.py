@@ -62,6 +62,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="keep every scenario run directory, not only failed",
     )
+    # Regression suites (harness/suite/pytest_items.py): one test item per case.
+    group.addoption(
+        "--suite",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="run a regression suite (YAML): each case is a test item; may be repeated",
+    )
+    group.addoption("--suite-baseline", metavar="DIR", help="compare suite cases with DIR")
+    group.addoption("--suite-save-baseline", metavar="DIR", help="save suite figures to DIR")
+    group.addoption("--suite-runs", type=int, metavar="N", help="seeds 1..N for every case")
 
 
 def _run_options(config: pytest.Config) -> opts.RunOptions:
@@ -90,6 +101,15 @@ def pytest_configure(config: pytest.Config) -> None:
     except opts.OptionError as exc:
         # Bad input exits with status 2, like every other entry point of the harness.
         pytest.exit(f"harness: {exc}", returncode=2)
+    if config.getoption("--suite"):
+        from harness.suite.pytest_items import SuitePlugin
+
+        runs = config.getoption("--suite-runs")
+        if runs is not None and not 1 <= runs <= 1000:
+            pytest.exit(f"harness: --suite-runs: expected 1 to 1000, got {runs}", returncode=2)
+        config.pluginmanager.register(
+            SuitePlugin(config, config.getoption("--suite")), "harness-suite"
+        )
 
 
 def _scenarios_selected(config: pytest.Config) -> bool:

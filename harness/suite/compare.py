@@ -1,0 +1,252 @@
+"""A case's figures across its runs, judged against its expectations and a baseline.
+
+Figures: runs, runs with violations (and the kinds), runs that could not run, failover
+p50/p99 pooled over every run's latencies (from each run's history; when a history is
+not readable, the worst of the runs' own p99s and the median of their p50s), leaderless
+% = sum of leaderless time / sum of spans, and the fewest acquisitions in a run.
+
+A baseline is one JSON file per case (`DIR/<suite>/<case>.json`) holding those figures.
+A case regresses when its p99 grows beyond the suite's tolerance, its leaderless %
+grows by more than the tolerated points, or it was valid in the baseline and now has
+violations.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from harness.checker.stats import percentile
+from harness.suite.model import Case, Expect, Suite, Tolerance, slug
+from harness.suite.runner import RunRecord
+
+BASELINE_FORMAT = 1
+
+
+@dataclass
+class Figures:
+    runs: int = 0
+    runs_caught: int = 0  # runs with at least one violation
+    runs_error: int = 0  # runs that could not run or had nothing to judge
+    kinds: dict[str, int] = field(default_factory=dict)  # violation kind -> count
+    failover_count: int = 0
+    failover_p50_ns: int | None = None
+    failover_p99_ns: int | None = None
+    failover_pooled: bool = True  # False: from the runs' own summaries
+    leaderless_pct: float | None = None
+    acquisitions_min: int | None = None
+
+    @property
+    def runs_judged(self) -> int:
+        return self.runs - self.runs_error
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Figures:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def aggregate(records: list[RunRecord]) -> Figures:
+    f = Figures(runs=len(records))
+    kinds: Counter[str] = Counter()
+    judged = [r for r in records if r.ok]
+    f.runs_error = len(records) - len(judged)
+    for r in judged:
+        kinds.update(r.violation_kinds)
+        f.runs_caught += bool(r.violation_kinds)
+    f.kinds = dict(sorted(kinds.items()))
+    if judged and all(r.failover_latencies_ns is not None for r in judged):
+        pooled = sorted(x for r in judged for x in r.failover_latencies_ns or [])
+        f.failover_count = len(pooled)
+        f.failover_p50_ns = percentile(pooled, 50)
+        f.failover_p99_ns = percentile(pooled, 99)
+    elif judged:
+        # No raw latencies: the worst p99 stands for the pool's (never better than truth
+        # by more than one run's tail), the median p50 for its middle.
+        f.failover_pooled = False
+        p99s = [r.failover_p99_ns for r in judged if r.failover_p99_ns is not None]
+        p50s = sorted(r.failover_p50_ns for r in judged if r.failover_p50_ns is not None)
+        f.failover_p99_ns = max(p99s) if p99s else None
+        f.failover_p50_ns = percentile(p50s, 50)
+    spans = [(r.leaderless_ns, r.span_ns) for r in judged if r.span_ns]
+    if spans:
+        f.leaderless_pct = 100.0 * sum(lo or 0 for lo, _ in spans) / sum(s for _, s in spans)
+    acquisitions = [r.acquisitions for r in judged if r.acquisitions is not None]
+    f.acquisitions_min = min(acquisitions) if acquisitions else None
+    return f
+
+
+def seconds(ns: int | None) -> str:
+    return "-" if ns is None else f"{ns / 1e9:.3f} s"
+
+
+def check_expectations(expect: Expect, f: Figures, records: list[RunRecord]) -> list[str]:
+    """Each expectation that failed, in words; empty when the case passes."""
+    failures: list[str] = []
+    if f.runs == 0:
+        return ["no run was carried out"]
+    if f.runs_error:
+        first = next(r for r in records if not r.ok)
+        why = first.error or f"nothing to judge (verdict {first.valid!r})"
+        failures.append(
+            f"{f.runs_error}/{f.runs} run(s) could not be judged: seed {first.seed}: {why}"
+        )
+    judged = f.runs_judged
+    kinds = ", ".join(f.kinds) or "none"
+    if expect.valid is True and f.runs_caught:
+        failures.append(f"expected valid: violations in {f.runs_caught}/{judged} run(s) ({kinds})")
+    if expect.valid is False and f.runs_caught < judged:
+        failures.append(f"expected invalid in every run: caught in {f.runs_caught}/{judged}")
+    if expect.caught_at_least is not None and judged:
+        share = f.runs_caught / judged
+        if share < expect.caught_at_least:
+            wanted = (
+                "in every run"
+                if expect.caught_at_least >= 1
+                else f"in >= {expect.caught_at_least:.0%} of runs"
+            )
+            failures.append(f"expected caught {wanted}: caught in {f.runs_caught}/{judged}")
+    if expect.violations == "none" and f.runs_caught:
+        failures.append(f"expected no violations: found {kinds} in {f.runs_caught}/{judged} run(s)")
+    if expect.violations == "any" and not f.runs_caught and judged:
+        failures.append(f"expected violations: none found in {judged} run(s)")
+    if isinstance(expect.violations, tuple) and judged:
+        if not f.runs_caught:
+            failures.append(
+                f"expected violations of {', '.join(expect.violations)}: none found in "
+                f"{judged} run(s)"
+            )
+        other = sorted(set(f.kinds) - set(expect.violations))
+        if other:
+            failures.append(
+                f"unexpected violation kinds {', '.join(other)} "
+                f"(expected only {', '.join(expect.violations)})"
+            )
+    for name, limit, value in (
+        ("p50", expect.failover_p50_s, f.failover_p50_ns),
+        ("p99", expect.failover_p99_s, f.failover_p99_ns),
+    ):
+        # No failover at all is not slow: the bound holds.
+        if limit is not None and value is not None and value > limit * 1e9:
+            failures.append(f"failover {name} {seconds(value)} > {limit:g} s")
+    if (
+        expect.leaderless_pct_max is not None
+        and f.leaderless_pct is not None
+        and f.leaderless_pct > expect.leaderless_pct_max
+    ):
+        failures.append(f"leaderless {f.leaderless_pct:.1f} % > {expect.leaderless_pct_max:g} %")
+    if (
+        expect.acquisitions_min is not None
+        and f.acquisitions_min is not None
+        and f.acquisitions_min < expect.acquisitions_min
+    ):
+        failures.append(f"acquisitions {f.acquisitions_min} in a run < {expect.acquisitions_min}")
+    return failures
+
+
+def compare_baseline(f: Figures, base: Figures, tol: Tolerance) -> list[str]:
+    """Each way this case got worse than its baseline beyond the tolerance."""
+    out: list[str] = []
+    if base.runs_judged and not base.runs_caught and f.runs_caught:
+        out.append(
+            f"safety: valid in the baseline ({base.runs_judged} run(s)), violations now in "
+            f"{f.runs_caught}/{f.runs_judged} ({', '.join(f.kinds)})"
+        )
+    if f.failover_p99_ns is not None and base.failover_p99_ns is not None:
+        allowed = (
+            base.failover_p99_ns * (1 + tol.failover_p99_pct / 100) + tol.failover_p99_ms * 1e6
+        )
+        if f.failover_p99_ns > allowed:
+            growth = (
+                f"+{(f.failover_p99_ns / base.failover_p99_ns - 1):.0%}"
+                if base.failover_p99_ns
+                else "from 0"
+            )
+            out.append(
+                f"failover p99 {seconds(base.failover_p99_ns)} -> {seconds(f.failover_p99_ns)} "
+                f"({growth}; tolerance {tol.failover_p99_pct:g} % + {tol.failover_p99_ms:g} ms)"
+            )
+    if (
+        f.leaderless_pct is not None
+        and base.leaderless_pct is not None
+        and f.leaderless_pct > base.leaderless_pct + tol.leaderless_pct_points
+    ):
+        out.append(
+            f"leaderless {base.leaderless_pct:.1f} % -> {f.leaderless_pct:.1f} % "
+            f"(tolerance {tol.leaderless_pct_points:g} points)"
+        )
+    return out
+
+
+@dataclass
+class CaseVerdict:
+    """A case's figures and judgement, as the table, the index and pytest show them."""
+
+    case: Case
+    records: list[RunRecord]
+    figures: Figures
+    failures: list[str]
+    regressions: list[str]
+    baseline: Figures | None = None  # None: no baseline given, or none for this case
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and not self.regressions
+
+    @property
+    def errored(self) -> bool:
+        return self.figures.runs_error > 0
+
+
+def judge(
+    case: Case, records: list[RunRecord], tolerance: Tolerance, baseline: Figures | None
+) -> CaseVerdict:
+    figures = aggregate(records)
+    failures = check_expectations(case.expect, figures, records)
+    regressions = compare_baseline(figures, baseline, tolerance) if baseline is not None else []
+    return CaseVerdict(case, records, figures, failures, regressions, baseline)
+
+
+def baseline_path(directory: str | os.PathLike[str], suite: Suite, case: Case) -> Path:
+    return Path(directory) / suite.stem / f"{slug(case.name)}.json"
+
+
+def save_baseline(directory: str | os.PathLike[str], suite: Suite, verdict: CaseVerdict) -> Path:
+    path = baseline_path(directory, suite, verdict.case)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        "format": BASELINE_FORMAT,
+        "suite": suite.name,
+        "case": verdict.case.name,
+        "seeds": list(verdict.case.seeds),
+        "figures": verdict.figures.to_dict(),
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    os.replace(tmp, path)
+    return path
+
+
+class BaselineError(ValueError):
+    """A baseline file that cannot be read; the message names it."""
+
+
+def load_baseline(directory: str | os.PathLike[str], suite: Suite, case: Case) -> Figures | None:
+    """The case's saved figures; None when the baseline has no file for it (a new case)."""
+    path = baseline_path(directory, suite, case)
+    if not path.is_file():
+        return None
+    try:
+        data = orjson.loads(path.read_bytes())
+        if data.get("format") != BASELINE_FORMAT:
+            raise BaselineError(f"{path}: unknown baseline format {data.get('format')!r}")
+        return Figures.from_dict(data["figures"])
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+        raise BaselineError(f"{path}: not a readable baseline: {exc}") from None

@@ -1,0 +1,225 @@
+"""Running a suite's cases: each case's seeded runs, one at a time, through the Runner.
+
+A run becomes a `RunRecord` (its figures, read from the outcome's verdict and, for the
+pooled failover latencies, from the run's merged history). Ctrl-C or SIGTERM between
+runs sets a flag; during a run the Runner itself catches it, tears everything down and
+returns an outcome marked `interrupted`. Either way the suite stops after that run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from harness.run.progress import LineProgress, Progress
+from harness.run.runner import EXIT_ERROR, Runner, RunOutcome
+from harness.runconfig import RunConfig
+from harness.suite.model import Case, Suite, slug
+
+
+@dataclass
+class RunRecord:
+    """One seeded run of a case, as the suite keeps it (and as suite.json stores it)."""
+
+    seed: int
+    exit_code: int
+    run_dir: str | None = None
+    error: str | None = None
+    valid: bool | str | None = None  # the verdict's: True, False, "unknown"; None: none
+    violation_kinds: list[str] = field(default_factory=list)  # one entry per violation
+    acquisitions: int | None = None
+    leaderless_ns: int | None = None
+    span_ns: int | None = None
+    failover_p50_ns: int | None = None
+    failover_p99_ns: int | None = None
+    failover_latencies_ns: list[int] | None = None  # None: the history was not readable
+    wall_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """The run was carried out and judged (valid or not)."""
+        return self.error is None and self.valid in (True, False) and not self.interrupted
+
+    @property
+    def caught(self) -> bool:
+        return self.ok and bool(self.violation_kinds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    records: list[RunRecord] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def history_latencies(run_dir: Path) -> list[int] | None:
+    """Every failover latency (ns) of a run, from its merged history; None if unreadable."""
+    from harness.checker.stats import failover_latencies
+    from harness.checker.walk import walk
+    from harness.history import HistoryError, read_history
+
+    path = run_dir / "history.jsonl"
+    if not path.is_file():
+        return None
+    try:
+        w = walk(read_history(path), str(path))
+    except (HistoryError, OSError):
+        return None
+    if w.problems:
+        return None
+    out: list[int] = []
+    for election in sorted(set(w.beliefs) | set(w.acquisitions)):
+        out.extend(failover_latencies(w, election)[0])
+    return sorted(out)
+
+
+def record_of(seed: int, outcome: RunOutcome, wall_s: float) -> RunRecord:
+    rec = RunRecord(
+        seed=seed,
+        exit_code=outcome.exit_code,
+        run_dir=str(outcome.run_dir) if outcome.run_dir is not None else None,
+        error=outcome.error,
+        wall_s=round(wall_s, 3),
+        interrupted=outcome.interrupted,
+    )
+    verdict = outcome.verdict
+    if verdict is not None:
+        stats = verdict.get("stats", {})
+        failover = stats.get("failover_ns", {})
+        rec.valid = verdict.get("valid")
+        rec.violation_kinds = [v["kind"] for v in verdict.get("violations", [])]
+        rec.acquisitions = stats.get("acquisitions")
+        rec.leaderless_ns = stats.get("leaderless_ns")
+        rec.span_ns = stats.get("span_ns")
+        rec.failover_p50_ns = failover.get("p50")
+        rec.failover_p99_ns = failover.get("p99")
+    if outcome.run_dir is not None and verdict is not None:
+        rec.failover_latencies_ns = history_latencies(Path(outcome.run_dir))
+    return rec
+
+
+def execute_run(cfg: RunConfig, store: Path, progress: Progress) -> RunOutcome:
+    """One run. A module-level seam: tests replace it to judge suites without clusters."""
+    return Runner(cfg, store=store, progress=progress).execute()
+
+
+class _Stop:
+    """Remembers a Ctrl-C or SIGTERM that arrived between runs (no cluster to tear down)."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[_Stop]:
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # Not an exception: the suite finishes its bookkeeping and stops before the next run.
+        stop.signal = signal.Signals(signum).name
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+RunCallback = Callable[[Case, RunRecord], None]
+
+
+def run_case(
+    case: Case,
+    store: Path,
+    *,
+    progress: Callable[[], Progress] | None = None,
+    on_run: RunCallback | None = None,
+    stop: _Stop | None = None,
+) -> CaseResult:
+    """Every seeded run of `case`, in order; stops early when interrupted."""
+    result = CaseResult(case)
+    case_store = store / slug(case.name)
+    case_store.mkdir(parents=True, exist_ok=True)
+    for seed in case.seeds:
+        if stop is not None and stop.signal is not None:
+            result.interrupted = True
+            break
+        cfg = replace(case.run, seed=seed)
+        started = time.monotonic()
+        sink = progress() if progress is not None else LineProgress(io.StringIO())
+        try:
+            outcome = execute_run(cfg, case_store, sink)
+        finally:
+            sink.close()
+        rec = record_of(seed, outcome, time.monotonic() - started)
+        result.records.append(rec)
+        if on_run is not None:
+            on_run(case, rec)
+        if outcome.interrupted:
+            result.interrupted = True
+            break
+    _drop_dangling_latest(case_store)
+    return result
+
+
+def _drop_dangling_latest(case_store: Path) -> None:
+    link = case_store / "latest"
+    if link.is_symlink() and not link.exists():
+        link.unlink()
+
+
+def run_suite(
+    suite: Suite,
+    store: Path,
+    *,
+    progress: Callable[[], Progress] | None = None,
+    on_run: RunCallback | None = None,
+) -> tuple[list[CaseResult], str | None]:
+    """Every case in order: (results, the signal that stopped the suite early, if any)."""
+    results: list[CaseResult] = []
+    with stop_on_signals() as stop:
+        for case in suite.cases:
+            result = run_case(case, store, progress=progress, on_run=on_run, stop=stop)
+            results.append(result)
+            if result.interrupted:
+                why = stop.signal or _interrupted_by(result) or "a signal"
+                return results, why
+    return results, None
+
+
+def _interrupted_by(result: CaseResult) -> str | None:
+    for rec in result.records:
+        if rec.interrupted and rec.error:
+            return rec.error.removeprefix("interrupted by ")
+    return None
+
+
+__all__ = [
+    "EXIT_ERROR",
+    "CaseResult",
+    "RunRecord",
+    "execute_run",
+    "record_of",
+    "run_case",
+    "run_suite",
+]
