@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from harness.suite.compare import (
 )
 from harness.suite.index import render_index
 from harness.suite.model import Case, Expect, Suite, Tolerance
-from harness.suite.runner import RunRecord, history_latencies
+from harness.suite.runner import RunRecord, history_figures
 from tests.suitefakes import VALID_HISTORY
 
 MS = 1_000_000
@@ -190,12 +191,30 @@ def test_baseline_round_trip(tmp_path: Path) -> None:
         load_baseline(tmp_path / "base", suite, suite.cases[0])
 
 
-def test_history_latencies(tmp_path: Path) -> None:
+def test_history_figures(tmp_path: Path) -> None:
     (tmp_path / "history.jsonl").write_bytes(VALID_HISTORY.read_bytes())
-    assert history_latencies(tmp_path) == [700 * MS]
+    assert history_figures(tmp_path) == ([700 * MS], 1)  # n1 led term 4, n2 term 7
+    status = [
+        {"time": 10**10 + i, "process": "probe-n1", "type": "ok", "f": "status",
+         "value": {"node": "n1", "leader": leader, "term": term}}
+        for i, (leader, term) in enumerate([("n1", 2), (None, 3), ("n2", 3), ("n2", 3), ("n3", 5)])
+    ]  # fmt: skip
+    with open(tmp_path / "history.jsonl", "a") as f:
+        f.writelines(json.dumps(e) + "\n" for e in status)
+    # Terms 2, 3, 4, 5 and 7 had a leader (a null leader counts for nothing, a term
+    # named twice once): four elections after the first.
+    assert history_figures(tmp_path) == ([700 * MS], 4)
     (tmp_path / "history.jsonl").write_text('{"time": "x"}\n')
-    assert history_latencies(tmp_path) is None
-    assert history_latencies(tmp_path / "absent") is None
+    assert history_figures(tmp_path) is None
+    assert history_figures(tmp_path / "absent") is None
+
+
+def test_elections_expectation() -> None:
+    records = [RunRecord(seed=s, exit_code=0, valid=True, elections=e) for s, e in ((1, 0), (2, 3))]
+    f = aggregate(records)
+    assert f.elections_max == 3
+    assert check_expectations(Expect(elections_max=3), f, records) == []
+    assert check_expectations(Expect(elections_max=2), f, records) == ["elections 3 in a run > 2"]
 
 
 def test_index_escapes_and_links(tmp_path: Path) -> None:

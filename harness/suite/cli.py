@@ -93,6 +93,7 @@ def build_table(suite: Suite, verdicts: list[CaseVerdict], with_baseline: bool) 
     table.add_column("failover p50", justify="right")
     table.add_column("failover p99", justify="right")
     table.add_column("leaderless %", justify="right")
+    table.add_column("elections", justify="right")
     table.add_column("expectations", overflow="fold")
     table.add_column("baseline", overflow="fold")
     for v in verdicts:
@@ -117,6 +118,7 @@ def build_table(suite: Suite, verdicts: list[CaseVerdict], with_baseline: bool) 
             seconds(f.failover_p50_ns),
             seconds(f.failover_p99_ns),
             _pct(f.leaderless_pct),
+            "-" if f.elections_max is None else str(f.elections_max),
             expect,
             base,
             style=style,

@@ -3,7 +3,9 @@
 Figures: runs, runs with violations (and the kinds), runs that could not run, failover
 p50/p99 pooled over every run's latencies (from each run's history; when a history is
 not readable, the worst of the runs' own p99s and the median of their p50s), leaderless
-% = sum of leaderless time / sum of spans, and the fewest acquisitions in a run.
+% = sum of leaderless time / sum of spans, the fewest acquisitions in a run, and the most
+server-level elections in a run (terms with a leader after the first, from the status
+probe: under no faults, every one is a false election).
 
 A baseline is one JSON file per case (`DIR/<suite>/<case>.json`) holding those figures.
 A case regresses when its p99 grows beyond the suite's tolerance, its leaderless %
@@ -40,6 +42,7 @@ class Figures:
     failover_pooled: bool = True  # False: from the runs' own summaries
     leaderless_pct: float | None = None
     acquisitions_min: int | None = None
+    elections_max: int | None = None
 
     @property
     def runs_judged(self) -> int:
@@ -80,6 +83,8 @@ def aggregate(records: list[RunRecord]) -> Figures:
         f.leaderless_pct = 100.0 * sum(lo or 0 for lo, _ in spans) / sum(s for _, s in spans)
     acquisitions = [r.acquisitions for r in judged if r.acquisitions is not None]
     f.acquisitions_min = min(acquisitions) if acquisitions else None
+    elections = [r.elections for r in judged if r.elections is not None]
+    f.elections_max = max(elections) if elections else None
     return f
 
 
@@ -148,6 +153,12 @@ def check_expectations(expect: Expect, f: Figures, records: list[RunRecord]) -> 
         and f.acquisitions_min < expect.acquisitions_min
     ):
         failures.append(f"acquisitions {f.acquisitions_min} in a run < {expect.acquisitions_min}")
+    if (
+        expect.elections_max is not None
+        and f.elections_max is not None
+        and f.elections_max > expect.elections_max
+    ):
+        failures.append(f"elections {f.elections_max} in a run > {expect.elections_max}")
     return failures
 
 

@@ -51,7 +51,7 @@ a.caught{color:#b00020}a.error{color:#8a5a00}
 leaderless +{{ suite.tolerance.leaderless_pct_points }} points){% endif %}</div>
 <table>
 <tr><th>case</th><th>target / faults</th><th>runs</th><th>violations</th>
-<th>failover p50</th><th>failover p99</th><th>leaderless</th>
+<th>failover p50</th><th>failover p99</th><th>leaderless</th><th>elections<br>(max/run)</th>
 {% if baseline_dir %}<th class="base">baseline p99</th><th class="base">baseline
 leaderless</th><th class="base">baseline violations</th>{% endif %}
 <th>expectations</th><th>verdict</th><th>runs (reports)</th></tr>
@@ -65,6 +65,7 @@ leaderless</th><th class="base">baseline violations</th>{% endif %}
 <td class="num">{{ row.p50 }}</td>
 <td class="num">{{ row.p99 }}<span class="bar" style="width:{{ row.p99_bar }}px"></span></td>
 <td class="num">{{ row.leaderless }}</td>
+<td class="num">{{ row.elections }}</td>
 {% if baseline_dir %}
 <td class="num base">{{ row.base_p99 }}{% if row.base_p99_bar is not none %}<span
 class="bar old" style="width:{{ row.base_p99_bar }}px"></span>{% endif %}</td>
@@ -141,6 +142,7 @@ def _rows(verdicts: list[CaseVerdict], index_dir: Path) -> list[dict[str, Any]]:
                 "p99": seconds(f.failover_p99_ns),
                 "p99_bar": bar(f.failover_p99_ns),
                 "leaderless": _pct(f.leaderless_pct),
+                "elections": "-" if f.elections_max is None else str(f.elections_max),
                 "base_p99": seconds(base.failover_p99_ns) if base else "no baseline",
                 "base_p99_bar": bar(base.failover_p99_ns) if base else None,
                 "base_leaderless": _pct(base.leaderless_pct) if base else "-",

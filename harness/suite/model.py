@@ -35,7 +35,7 @@ SUITE_KEYS = ("name", "description", "tolerance", "defaults", "cases")
 CASE_KEYS = frozenset({"name", "config", "runs", "seeds", "expect"})
 EXPECT_KEYS = (
     "valid", "caught", "caught_at_least", "violations", "failover_p50_s", "failover_p99_s",
-    "leaderless_pct_max", "acquisitions_min",
+    "leaderless_pct_max", "acquisitions_min", "elections_max",
 )  # fmt: skip
 TOLERANCE_KEYS = ("failover_p99_pct", "failover_p99_ms", "leaderless_pct_points")
 MAX_RUNS = 1000
@@ -57,6 +57,7 @@ class Expect:
     failover_p99_s: float | None = None
     leaderless_pct_max: float | None = None
     acquisitions_min: int | None = None
+    elections_max: int | None = None  # server-level elections in a run, after the first
 
     def describe(self) -> list[str]:
         out = []
@@ -80,6 +81,8 @@ class Expect:
             out.append(f"leaderless <= {self.leaderless_pct_max:g} %")
         if self.acquisitions_min is not None:
             out.append(f"acquisitions >= {self.acquisitions_min} per run")
+        if self.elections_max is not None:
+            out.append(f"elections <= {self.elections_max} per run")
         return out
 
 
@@ -214,10 +217,9 @@ def parse_expect(data: Any, w: _Where, key: str = "expect") -> Expect:
         values["leaderless_pct_max"] = _number(
             w, f"{key}.leaderless_pct_max", data["leaderless_pct_max"], 0.0, 100.0
         )
-    if "acquisitions_min" in data:
-        values["acquisitions_min"] = _integer(
-            w, f"{key}.acquisitions_min", data["acquisitions_min"], 0, 10**9
-        )
+    for k in ("acquisitions_min", "elections_max"):
+        if k in data:
+            values[k] = _integer(w, f"{key}.{k}", data[k], 0, 10**9)
     expect = Expect(**values)
     # Contradictions are mistakes in the suite, not findings: refuse them up front.
     wants_safe = expect.valid is True or expect.violations == "none"

@@ -41,6 +41,7 @@ class RunRecord:
     failover_p50_ns: int | None = None
     failover_p99_ns: int | None = None
     failover_latencies_ns: list[int] | None = None  # None: the history was not readable
+    elections: int | None = None  # leader terms the probe saw after the first
     wall_s: float = 0.0
     interrupted: bool = False
 
@@ -68,8 +69,10 @@ class CaseResult:
     interrupted: bool = False
 
 
-def history_latencies(run_dir: Path) -> list[int] | None:
-    """Every failover latency (ns) of a run, from its merged history; None if unreadable."""
+def history_figures(run_dir: Path) -> tuple[list[int], int] | None:
+    """Every failover latency (ns) of a run, and the number of server-level elections the
+    status probe saw after the first leader (terms that had a leader, minus one), from
+    its merged history; None if unreadable."""
     from harness.checker.stats import failover_latencies
     from harness.checker.walk import walk
     from harness.history import HistoryError, read_history
@@ -78,7 +81,8 @@ def history_latencies(run_dir: Path) -> list[int] | None:
     if not path.is_file():
         return None
     try:
-        w = walk(read_history(path), str(path))
+        events = read_history(path)
+        w = walk(events, str(path))
     except (HistoryError, OSError):
         return None
     if w.problems:
@@ -86,7 +90,15 @@ def history_latencies(run_dir: Path) -> list[int] | None:
     out: list[int] = []
     for election in sorted(set(w.beliefs) | set(w.acquisitions)):
         out.extend(failover_latencies(w, election)[0])
-    return sorted(out)
+    terms = {
+        e.value.get("term")
+        for e in events
+        if e.f == "status"
+        and e.type == "ok"
+        and isinstance(e.value, dict)
+        and e.value.get("leader")
+    }
+    return sorted(out), max(0, len(terms) - 1)
 
 
 def record_of(seed: int, outcome: RunOutcome, wall_s: float) -> RunRecord:
@@ -110,7 +122,9 @@ def record_of(seed: int, outcome: RunOutcome, wall_s: float) -> RunRecord:
         rec.failover_p50_ns = failover.get("p50")
         rec.failover_p99_ns = failover.get("p99")
     if outcome.run_dir is not None and verdict is not None:
-        rec.failover_latencies_ns = history_latencies(Path(outcome.run_dir))
+        figures = history_figures(Path(outcome.run_dir))
+        if figures is not None:
+            rec.failover_latencies_ns, rec.elections = figures
     return rec
 
 
