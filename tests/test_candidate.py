@@ -367,9 +367,12 @@ def test_guarded_never_invokes_a_write_after_its_deadline(
     invokes = [e for e in events if e["f"] == "write" and e["type"] == "invoke"]
     assert all(w["time"] < deadline_ref for w in invokes), (deadline_ref, invokes[-1:])
     assert len(rig.requests) == len(invokes)
-    lost = events[-1]
-    assert lost["f"] == "lost"
-    assert lost["time"] == max(deadline_ref, events[-2]["time"] + 1)
+    at = next(i for i, e in enumerate(events) if e["f"] == "lost")
+    lost, after = events[at], events[at + 1 :]
+    # Only the completion of a write sent in time may follow: its answer came after the
+    # pause, and `lost` was recorded (at the deadline) before it.
+    assert len(after) <= 1 and all(e["f"] == "write" and e["type"] != "invoke" for e in after)
+    assert lost["time"] == max(deadline_ref, events[at - 1]["time"] + 1)
     assert_checks_valid(rig)
 
 
@@ -624,3 +627,53 @@ def test_guarded_checks_its_deadline_before_acting_after_a_pause(
     assert [e["f"] for e in after if e["f"] == "write"] == []
     assert shape(rig.events())[-1] == ("info", "lost")
     assert rig.events()[-1]["time"] <= paused_at[0] + 2 * S
+
+
+def test_guarded_write_answered_after_its_deadline_records_lost_first(
+    fake_time: FakeTime, rigs: Callable[..., Rig]
+) -> None:
+    client = FakeClient(grants=[Grant(7, S)], states=[LeaseState(True, 7, S)])
+    frozen = {"done": False}
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        applied = rig.ref.now()
+        if not frozen["done"]:
+            frozen["done"] = True
+            fake_time.now += 3 * S  # frozen while the answer was on its way
+        return httpx.Response(200, json={"applied_at": applied})
+
+    rig = rigs(client, CandidateSettings(hold_s=(100.0, 100.0)), handler=slow)
+    _, deadline = rig.candidate.campaign()
+    assert deadline is not None
+    rig.candidate.hold(7, deadline)
+    events = rig.events()
+    assert shape(events)[-3:] == [("invoke", "write"), ("info", "lost"), ("ok", "write")]
+    # Backdated to the deadline (within the fake clock's microsecond per reading), long
+    # before the answer arrived 3 s later.
+    assert abs(events[-2]["time"] - (deadline - ORIGIN)) < MS
+    assert events[-1]["time"] - events[-2]["time"] > 2 * S
+    assert len(rig.requests) == 1  # nothing more after waking
+    assert_checks_valid(rig)
+
+
+def test_guarded_grant_arriving_after_its_deadline_is_not_taken(
+    fake_time: FakeTime, rigs: Callable[..., Rig]
+) -> None:
+    client = FakeClient(grants=[Grant(9, S)])
+    real_campaign = client.campaign
+
+    def frozen_campaign(timeout_s: float) -> Grant | None:
+        fake_time.now += 2 * S  # the grant's lease ran out before its answer was read
+        return real_campaign(timeout_s)
+
+    client.campaign = frozen_campaign  # type: ignore[method-assign]
+    rig = rigs(client)
+    assert rig.candidate.campaign() == (None, None)
+    events = rig.events()
+    assert shape(events) == [("invoke", "acquire"), ("info", "acquire")]
+    assert events[-1]["value"] == {"token": 9, "error": "granted after its lease deadline"}
+    assert client.calls == ["campaign", "resign"]  # the grant was given back
+    # Naive takes it: it acts until told.
+    naive = rigs(FakeClient(grants=[Grant(9, S)]), CandidateSettings(discipline="naive"))
+    naive.candidate.client.campaign = frozen_campaign  # type: ignore[method-assign]
+    assert naive.candidate.campaign()[0] == 9

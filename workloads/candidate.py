@@ -17,6 +17,7 @@ process at once; every event it recorded is already with the operating system.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
@@ -84,10 +85,28 @@ class Candidate:
         if grant is None:
             self.record("fail", "acquire")
             return None, None
-        self.record("ok", "acquire", {"token": grant.token})
         deadline = None
         if grant.lease_ns is not None:
             deadline = sent + grant.lease_ns - self.s.lease_margin_ms * MS
+        if self.s.discipline == "guarded" and deadline is not None:
+            # The reference clock is read before the deadline check, as for writes: an
+            # ok stamped at that reading was still inside the lease.
+            at_ref = self.rec.clock.now()
+            if self.clock.now_ns() >= deadline:
+                # Granted, but the lease ran out before the answer arrived (a pause, a
+                # slow network): a guarded candidate never acts on it, and whether the
+                # system still counts it as leader is unknown. Give the grant back.
+                self.record(
+                    "info",
+                    "acquire",
+                    {"token": grant.token, "error": "granted after its lease deadline"},
+                )
+                with contextlib.suppress(ClientError):
+                    self.client.resign()
+                return None, None
+            self.record("ok", "acquire", {"token": grant.token}, time_ns=at_ref)
+        else:
+            self.record("ok", "acquire", {"token": grant.token})
         return grant.token, deadline
 
     # --- holding leadership ------------------------------------------------------------
@@ -125,7 +144,8 @@ class Candidate:
                     self.release(token, now_ref)
                     return
                 hold_until = now_c + int(self.rng.uniform(*self.s.hold_s) * 1e9)
-            self.write(token, now_ref)
+            if not self.write(token, now_ref, deadline if guarded else None):
+                return
             # Naive: the news of a loss arrives on its own schedule (a watch, a failed
             # keep-alive), never as a check before acting, so a process that wakes from a
             # pause acts once more before it hears that it lost.
@@ -186,8 +206,12 @@ class Candidate:
             self.record("ok", "release")
         time.sleep(self.s.resign_backoff_s)
 
-    def write(self, token: int, at_ref: int) -> None:
-        """One leader-only write, invoked at the moment the deadline check passed."""
+    def write(self, token: int, at_ref: int, deadline: int | None = None) -> bool:
+        """One leader-only write, invoked at the moment the deadline check passed.
+
+        Guarded (`deadline` given): if the deadline passed while the write was in flight
+        (a pause), `lost` is recorded at the deadline before the write's completion, and
+        False says to stop; the write itself was sent in time, so its outcome stands."""
         seq = self.seq
         self.seq += 1
         self.record("invoke", "write", {"token": token, "seq": seq}, time_ns=at_ref)
@@ -196,14 +220,24 @@ class Candidate:
                 "/write", json={"token": token, "seq": seq, "process": self.process}
             )
         except httpx.HTTPError as exc:
+            still = self._within(deadline)
             self.record("info", "write", {"error": type(exc).__name__})
-            return
+            return still
+        still = self._within(deadline)
         if response.status_code == 200:
             self.record("ok", "write", {"applied_at": int(response.json()["applied_at"])})
         elif response.status_code == 409:
             self.record("fail", "write", response.json())
         else:
             self.record("info", "write", {"error": f"HTTP {response.status_code}"})
+        return still
+
+    def _within(self, deadline: int | None) -> bool:
+        """Guarded: False, with `lost` recorded at the deadline, once it has passed."""
+        if deadline is not None and self.clock.now_ns() >= deadline:
+            self.lost_at_deadline(deadline)
+            return False
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:

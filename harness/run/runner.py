@@ -67,6 +67,20 @@ class RunOutcome:
     interrupted: bool = False  # SIGTERM or Ctrl-C: callers running many runs should stop
 
 
+def longest_member_pause_ns(plans: list[FaultPlan]) -> int:
+    """The longest pause the schedule inflicts on a member. A frozen member cannot step
+    down, and answers the first status request after waking from its frozen state, so
+    the target's stale-leader grace (its running time to step down) is extended by it."""
+    return max(
+        (
+            int(p.duration_s * 1e9)
+            for p in plans
+            if p.nemesis == "pause" and p.mode in ("member", "both")
+        ),
+        default=0,
+    )
+
+
 def choose_backend(requested: str) -> tuple[str, str]:
     """(backend name, why): `auto` is docker whenever a Docker daemon answers, else local."""
     if requested != "auto":
@@ -410,11 +424,9 @@ class Runner:
         try:
             events = merge_histories(parts, run_dir / "history.jsonl")
             grace = self.cfg.stale_grace_ns
-            return check(
-                events,
-                tolerance_ns=self.cfg.tolerance_ns,
-                stale_grace_ns=target.stale_grace_ns if grace is None else grace,
-            )
+            if grace is None:
+                grace = target.stale_grace_ns + longest_member_pause_ns(self.plans)
+            return check(events, tolerance_ns=self.cfg.tolerance_ns, stale_grace_ns=grace)
         except HistoryError as exc:
             outcome.error = (outcome.error or "") + f"; history: {exc}"
             return None

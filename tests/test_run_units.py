@@ -1,4 +1,4 @@
-"""Run directories: where a run's files go."""
+"""Runner pieces without a cluster: run directories, the stale-leader grace it checks with."""
 
 from __future__ import annotations
 
@@ -20,3 +20,17 @@ def test_run_directory_is_absolute_even_for_a_relative_store(
     assert run_dir.name.endswith("-etcd-pause-s3-abcd")
     assert all((run_dir / sub).is_dir() for sub in ("history", "logs", "nodes"))
     assert os.readlink(tmp_path / "store" / "latest") == run_dir.name
+
+
+def test_stale_grace_grows_by_the_longest_member_pause() -> None:
+    from harness.run.runner import longest_member_pause_ns
+    from nemesis.base import FaultPlan
+
+    plans = [
+        FaultPlan("pause", "candidate", 1.0, 9.0, 1),  # a candidate: no member frozen
+        FaultPlan("pause", "member", 2.0, 3.5, 2),
+        FaultPlan("pause", "both", 8.0, 4.25, 3),
+        FaultPlan("partition", "one", 3.0, 7.0, 4),
+    ]
+    assert longest_member_pause_ns(plans) == 4_250_000_000
+    assert longest_member_pause_ns(plans[:1] + plans[3:]) == 0
