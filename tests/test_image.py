@@ -366,3 +366,40 @@ def test_image_is_labelled_with_its_inputs(node_image: tuple[Any, str]) -> None:
 def test_without_a_source_checkout_the_error_says_so(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="source checkout"):
         build.plan(tmp_path)
+
+
+def test_prune_removes_only_tags_the_current_inputs_no_longer_name() -> None:
+    from harness.image.build import plan, prune_images
+
+    p = plan()
+
+    class FakeImage:
+        def __init__(self, *tags: str) -> None:
+            self.tags = list(tags)
+
+    class FakeImages:
+        def __init__(self) -> None:
+            self.removed: list[str] = []
+
+        def list(self, filters: dict[str, str]) -> list[FakeImage]:
+            assert filters == {"label": "org.leader-harness.layer"}
+            return [
+                FakeImage(p.node.ref),
+                FakeImage("leader-harness-node:0000000000000000"),
+                FakeImage(p.base.ref, "leader-harness-base:1111111111111111"),
+                FakeImage(p.rootfs.ref),
+                FakeImage("someone-else:latest"),  # labelled by another project: not ours
+            ]
+
+        def remove(self, tag: str) -> None:
+            self.removed.append(tag)
+
+    class FakeClient:
+        images = FakeImages()
+
+    removed, kept = prune_images(FakeClient())
+    assert removed == [
+        "leader-harness-node:0000000000000000",
+        "leader-harness-base:1111111111111111",
+    ]
+    assert FakeClient.images.removed == removed and kept == []

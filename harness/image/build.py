@@ -329,3 +329,26 @@ def image_status() -> dict[str, Any]:
         layer.repo: {"ref": layer.ref, "exists": image_exists(client, layer)}
         for layer in (p.rootfs, p.base, p.node)
     }
+
+
+def prune_images(client: Any | None = None) -> tuple[list[str], list[str]]:
+    """Remove the tags of this project's image layers that the current inputs no longer
+    name (every code change leaves a node layer behind). Returns (removed, kept back
+    with the reason); an image a container still uses is kept by docker itself."""
+    from docker.errors import APIError
+
+    p = plan()
+    current = {p.rootfs.ref, p.base.ref, p.node.ref}
+    client = client or docker_client()
+    removed: list[str] = []
+    kept: list[str] = []
+    for image in client.images.list(filters={"label": LABEL_LAYER}):
+        for tag in image.tags:
+            if tag.split(":", 1)[0] not in (ROOTFS_REPO, BASE_REPO, NODE_REPO) or tag in current:
+                continue
+            try:
+                client.images.remove(tag)
+                removed.append(tag)
+            except APIError as exc:
+                kept.append(f"{tag}: {exc.explanation or exc}")
+    return removed, kept

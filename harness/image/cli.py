@@ -1,4 +1,4 @@
-"""`harness image build [--force]` and `harness image show`: the node image from the shell.
+"""`harness image build [--force] | show | prune`: the node image from the shell.
 
 Progress goes to stderr: a rich spinner with the current step on a terminal, one line per
 step (with elapsed seconds) otherwise. Any `ImageError` is printed plainly, exit status 2.
@@ -15,7 +15,7 @@ EXIT_OK, EXIT_MISSING, EXIT_ERROR = 0, 1, 2
 
 
 def add_parser(sub: Any) -> None:
-    """Register `image` (with `build` and `show`) on the main parser's subparsers."""
+    """Register `image` (with `build`, `show` and `prune`) on the main parser's subparsers."""
     image = sub.add_parser(
         "image",
         help="build or show the docker node image (etcd, Consul, the harness)",
@@ -39,6 +39,13 @@ def add_parser(sub: Any) -> None:
         "Exit 0 when the node image exists, 1 when it must be built, 2 on errors.",
     )
     show.set_defaults(handler=cmd_show)
+    prune = actions.add_parser(
+        "prune",
+        help="remove this project's image layers that the current inputs no longer name",
+        description="Every change to the harness's code leaves an old node layer behind; "
+        "this removes those tags (and old base/rootfs layers), keeping the current ones.",
+    )
+    prune.set_defaults(handler=cmd_prune)
 
 
 class _LineProgress:
@@ -89,3 +96,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     for info in status.values():
         print(f"{info['ref']}  {'present' if info['exists'] else 'missing'}")
     return EXIT_OK if status[NODE_REPO]["exists"] else EXIT_MISSING
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from harness.image.build import prune_images
+    from harness.image.errors import ImageError
+
+    try:
+        removed, kept = prune_images()
+    except ImageError as exc:
+        print(f"harness image prune: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    for tag in removed:
+        print(f"removed {tag}")
+    for line in kept:
+        print(f"kept {line}", file=sys.stderr)
+    return EXIT_OK
