@@ -17,7 +17,6 @@ process at once; every event it recorded is already with the operating system.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import random
 import sys
@@ -95,14 +94,13 @@ class Candidate:
             if self.clock.now_ns() >= deadline:
                 # Granted, but the lease ran out before the answer arrived (a pause, a
                 # slow network): a guarded candidate never acts on it, and whether the
-                # system still counts it as leader is unknown. Give the grant back.
+                # system still counts it as leader is unknown. Its next campaign drops
+                # whatever is left of the grant (a resign here could force an election).
                 self.record(
                     "info",
                     "acquire",
                     {"token": grant.token, "error": "granted after its lease deadline"},
                 )
-                with contextlib.suppress(ClientError):
-                    self.client.resign()
                 return None, None
             self.record("ok", "acquire", {"token": grant.token}, time_ns=at_ref)
         else:

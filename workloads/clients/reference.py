@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -30,13 +31,23 @@ class ReferenceClient:
             raise ClientError(f"{method} {path}: not JSON: {response.text!r}") from exc
 
     def campaign(self, timeout_s: float) -> Grant | None:
+        called = time.monotonic_ns()
         body: dict[str, Any] = {"timeout_s": timeout_s}
         if self._client_id is not None:
             body["client"] = self._client_id
         answer = self._call("POST", "/campaign", body, timeout_s + self._timeout)
         if not answer.get("leader"):
             return None
-        return Grant(token=int(answer["token"]), lease_ns=int(answer["lease_remaining_ns"]))
+        token = int(answer["token"])
+        # The answer's lease_remaining_ns counts from when the member answered, which for
+        # a campaign that waited is long after the call, and a Grant counts from the
+        # call. So read the lease afresh: what remains then, counted from when that
+        # request was sent, is a bound that holds counted from the call too.
+        sent = time.monotonic_ns()
+        state = self.check()
+        if not state.leader or state.token != token:
+            return None  # lost again before the grant could be used
+        return Grant(token=token, lease_ns=sent - called + (state.remaining_ns or 0))
 
     def check(self) -> LeaseState:
         answer = self._call("GET", "/lease", None, self._timeout)
