@@ -8,6 +8,8 @@ is unknown (timeout, connection refused), which the history records as `info`.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,3 +44,32 @@ class ElectionClient(Protocol):
     def resign(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class Renewer:
+    """Calls `renew` every `interval_s` from a daemon thread until stopped, or until it
+    answers False (the lease or session is gone); a ClientError (no answer) is retried
+    at the next interval, leaving the lease's end where it was. The thread freezes with
+    the process under SIGSTOP: a paused candidate's lease expires, which is what pause
+    faults are for."""
+
+    def __init__(self, renew: Callable[[], bool], interval_s: float, name: str) -> None:
+        self._renew = renew
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                alive = self._renew()
+            except ClientError:
+                continue
+            if not alive:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)

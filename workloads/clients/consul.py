@@ -19,7 +19,7 @@ import consul
 import httpx
 import requests
 
-from workloads.clients.base import ClientError, Grant, LeaseState
+from workloads.clients.base import ClientError, Grant, LeaseState, Renewer
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -64,33 +64,6 @@ def _consul_call(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
         raise ClientError(f"{what}: {exc!r}") from exc
 
 
-class _Renewer:
-    """Renews one session every TTL/3 from a daemon thread until stopped or the session
-    is gone. The thread freezes with the process under SIGSTOP: that is the point."""
-
-    def __init__(self, client: ConsulClient, session_id: str, interval_s: float) -> None:
-        self._client = client
-        self._session_id = session_id
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="consul-renew", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                alive = self._client._renew(self._client._renew_api, self._session_id)
-            except ClientError:
-                continue  # no answer: try again next interval; the lease end stays put
-            if not alive:
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-
-
 class ConsulClient:
     """An `ElectionClient` for Consul 1.8: `key` is the lock key, `ttl_s` the session TTL
     (Consul's default minimum is 10 s; lower needs the server's `session_ttl_min`),
@@ -132,7 +105,7 @@ class ConsulClient:
         self._session_ttl_ns = 0
         self._lease_end_ns: int | None = None  # send time of last good create/renew + TTL
         self._session_gone = False
-        self._renewer: _Renewer | None = None
+        self._renewer: Renewer | None = None
         self._token: int | None = None
 
     # --- session plumbing --------------------------------------------------------------
@@ -159,7 +132,9 @@ class ConsulClient:
             self._session_ttl_ns = int(self._ttl_s * S)
             self._lease_end_ns = sent + self._session_ttl_ns
             self._session_gone = False
-        self._renewer = _Renewer(self, session_id, self._ttl_s / 3)
+        self._renewer = Renewer(
+            lambda: self._renew(self._renew_api, session_id), self._ttl_s / 3, "consul-renew"
+        )
         return session_id
 
     def _create_session_raw(self) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from workloads.clients.base import ClientError, Grant, LeaseState
+from workloads.clients.base import ClientError, Grant, LeaseState, Renewer
 
 S = 1_000_000_000
 
@@ -83,36 +83,6 @@ def post(http: httpx.Client, path: str, body: dict[str, Any], timeout: float) ->
     return answer
 
 
-class _KeepAlive:
-    """Renews one lease every TTL/3 from a daemon thread until stopped or the lease is
-    gone. A daemon thread freezes with the process under SIGSTOP: a paused candidate's
-    lease expires, which is what pause faults are for."""
-
-    def __init__(self, client: EtcdClient, lease_id: int, interval_s: float) -> None:
-        self._client = client
-        self._lease_id = lease_id
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"etcd-keepalive-{lease_id:x}", daemon=True
-        )
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                alive = self._client._keepalive(self._client._ka_http, self._lease_id)
-            except ClientError:
-                continue  # no answer: try again next interval; the lease end stays put
-            if not alive:
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-
-
 class EtcdClient:
     """An `ElectionClient` for etcd 3.4/3.5: one lease per campaign, kept alive in the
     background; `election` names the election, `ttl_s` asks for the lease TTL (etcd may
@@ -142,7 +112,7 @@ class EtcdClient:
         self._lease_ttl_s = 0  # as granted
         self._lease_end_ns: int | None = None  # send time of last good renewal + TTL
         self._lease_gone = False
-        self._keeper: _KeepAlive | None = None
+        self._keeper: Renewer | None = None
         self._leader: dict[str, Any] | None = None  # the LeaderKey from a won campaign
 
     # --- lease plumbing --------------------------------------------------------------
@@ -176,7 +146,11 @@ class EtcdClient:
             self._lease_ttl_s = ttl
             self._lease_end_ns = sent + ttl * S
             self._lease_gone = False
-        self._keeper = _KeepAlive(self, lease_id, ttl / 3)
+        self._keeper = Renewer(
+            lambda: self._keepalive(self._ka_http, lease_id),
+            ttl / 3,
+            f"etcd-keepalive-{lease_id:x}",
+        )
         return lease_id
 
     def _stop_keepalive(self) -> None:
