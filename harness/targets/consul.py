@@ -31,8 +31,9 @@ from typing import Any
 
 import httpx
 
-from harness.backends.base import Backend, Daemon, Node, ServerPackages
-from harness.targets.base import CandidateSpec, MemberView, TargetError
+from harness.backends.base import Backend, Daemon, Node
+from harness.targets.base import CandidateSpec, MemberView
+from harness.targets.server import ServerTarget
 from harness.targets.settings import SettingsReader
 
 HTTP_PORT = 8500
@@ -43,8 +44,9 @@ MS = 1_000_000
 LEADER_LEASE_MS = 500  # raft's LeaderLeaseTimeout before the multiplier
 
 
-class ConsulTarget:
+class ConsulTarget(ServerTarget):
     name = "consul"
+    program = "consul"
 
     def __init__(self, server: Mapping[str, Any] | None = None, source: str = "server") -> None:
         r = SettingsReader(server, source, "server.")
@@ -58,15 +60,7 @@ class ConsulTarget:
         self.key = lock.text("key", "harness/leader")
         self.session_ttl_s = lock.integer("session_ttl_s", 10, 10, 86_400)
         self.lock_delay_s = lock.number("lock_delay_s", 0, 0, 60)
-        self._backend: Backend | None = None
-        self._nodes: list[Node] = []
-        self._run_dir = Path(".")
-        self._root = ""
-        self._http = httpx.Client()
-
-    @property
-    def package(self) -> str:
-        return f"consul-{self.version}"
+        super().__init__()
 
     @property
     def stale_grace_ns(self) -> int:
@@ -74,27 +68,8 @@ class ConsulTarget:
         checked once per lease: up to two leases, plus the probe's own delay."""
         return 2 * LEADER_LEASE_MS * self.raft_multiplier * MS + PROBE_SLACK_NS
 
-    @property
-    def nemesis_defaults(self) -> dict[str, dict[str, Any]]:
-        # Only the candidates' clocks can be skewed; a slow clock matters on the one that
-        # holds the election, a fast one on the others.
-        # Isolating the lock holder's node (its member cut off, the resource still in
-        # reach) is the dangerous partition for a lock service.
-        return {
-            "clock": {"processes": "candidate", "rate_targets": ["holder", "follower"]},
-            "partition": {"modes": ["halves", "one", "leader", "holder", "ring", "bridge"]},
-        }
-
     def setup(self, backend: Backend, nodes: Sequence[Node], run_dir: Path) -> None:
-        if not isinstance(backend, ServerPackages):
-            raise TargetError(
-                f"consul target: the {backend.name} backend cannot install third-party servers"
-            )
-        self._backend = backend
-        self._nodes = list(nodes)
-        self._run_dir = run_dir
-        self._root = backend.server_root(self.package)
-        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        super().setup(backend, nodes, run_dir)
         for node in nodes:
             base = run_dir / "nodes" / node.name
             (base / "consul-data").mkdir(parents=True, exist_ok=True)
@@ -124,13 +99,8 @@ class ConsulTarget:
         return _merge(config, self.extra_config)
 
     def start_member(self, node: Node) -> Daemon:
-        if self._backend is None:
-            raise TargetError("consul target: setup() was not called")
         config = self._run_dir / "nodes" / node.name / "consul.json"
-        argv = [f"{self._root}/usr/bin/consul", "agent", f"-config-file={config}"]
-        return self._backend.spawn(
-            node, "consul", argv, log_path=self._run_dir / "logs" / f"{node.name}-consul.log"
-        )
+        return self._spawn(node, ["agent", f"-config-file={config}"])
 
     def candidate(self, node: Node) -> CandidateSpec:
         return CandidateSpec(
@@ -169,9 +139,6 @@ class ConsulTarget:
         if leader is None:
             return None
         return MemberView(node.name, leader, after)
-
-    def close(self) -> None:
-        self._http.close()
 
 
 def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,14 +28,14 @@ member (the target offers no `ClockControl`); candidates can still be skewed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from harness.backends.base import Backend, Daemon, Node, ServerPackages
-from harness.targets.base import CandidateSpec, MemberView, TargetError
+from harness.backends.base import Daemon, Node
+from harness.targets.base import CandidateSpec, MemberView
+from harness.targets.server import ServerTarget
 from harness.targets.settings import SettingsReader
 
 CLIENT_PORT = 2379
@@ -45,8 +45,9 @@ PROBE_SLACK_NS = 500_000_000
 MS = 1_000_000
 
 
-class EtcdTarget:
+class EtcdTarget(ServerTarget):
     name = "etcd"
+    program = "etcd"
 
     def __init__(self, server: Mapping[str, Any] | None = None, source: str = "server") -> None:
         r = SettingsReader(server, source, "server.")
@@ -70,18 +71,10 @@ class EtcdTarget:
         election.only(["name", "lease_ttl_s"])
         self.election_name = election.text("name", "harness-leader")
         self.lease_ttl_s = election.integer("lease_ttl_s", 2, 1, 3600)
-        self._backend: Backend | None = None
-        self._nodes: list[Node] = []
-        self._run_dir = Path(".")
-        self._root = ""
-        self._http = httpx.Client()
+        super().__init__()
         self._names: dict[str, str] = {}  # member id (decimal string) -> node name
         self._names_lock = threading.Lock()
         self._named: dict[str, tuple[str, int]] = {}  # node -> (leader, term) it last named
-
-    @property
-    def package(self) -> str:
-        return f"etcd-{self.version}"
 
     @property
     def stale_grace_ns(self) -> int:
@@ -90,38 +83,13 @@ class EtcdTarget:
         timeout: up to two election timeouts, plus the probe's own delay."""
         return 2 * self.election_timeout_ms * MS + PROBE_SLACK_NS
 
-    @property
-    def nemesis_defaults(self) -> dict[str, dict[str, Any]]:
-        # Only the candidates' clocks can be skewed; a slow clock matters on the one that
-        # holds the election, a fast one on the others.
-        # Isolating the lock holder's node (its member cut off, the resource still in
-        # reach) is the dangerous partition for a lock service.
-        return {
-            "clock": {"processes": "candidate", "rate_targets": ["holder", "follower"]},
-            "partition": {"modes": ["halves", "one", "leader", "holder", "ring", "bridge"]},
-        }
-
-    def setup(self, backend: Backend, nodes: Sequence[Node], run_dir: Path) -> None:
-        if not isinstance(backend, ServerPackages):
-            raise TargetError(
-                f"etcd target: the {backend.name} backend cannot install third-party servers"
-            )
-        self._backend = backend
-        self._nodes = list(nodes)
-        self._run_dir = run_dir
-        self._root = backend.server_root(self.package)
-        (run_dir / "logs").mkdir(parents=True, exist_ok=True)
-
     def start_member(self, node: Node) -> Daemon:
-        if self._backend is None:
-            raise TargetError("etcd target: setup() was not called")
         data_dir = self._run_dir / "nodes" / node.name / "etcd-data"
         data_dir.parent.mkdir(parents=True, exist_ok=True)
         cluster = ",".join(f"{n.name}=http://{n.address}:{PEER_PORT}" for n in self._nodes)
         peer = f"http://{node.address}:{PEER_PORT}"
         client = f"http://{node.address}:{CLIENT_PORT}"
-        argv = [
-            f"{self._root}/usr/bin/etcd",
+        args = [
             "--name", node.name,
             "--data-dir", str(data_dir),
             "--listen-peer-urls", peer,
@@ -136,9 +104,7 @@ class EtcdTarget:
             f"--pre-vote={'true' if self.pre_vote else 'false'}",
             *self.extra_flags,
         ]  # fmt: skip
-        return self._backend.spawn(
-            node, "etcd", argv, log_path=self._run_dir / "logs" / f"{node.name}-etcd.log"
-        )
+        return self._spawn(node, args)
 
     def candidate(self, node: Node) -> CandidateSpec:
         return CandidateSpec(
@@ -198,6 +164,3 @@ class EtcdTarget:
             for m in listing.get("members", []):
                 if m.get("name") and m.get("ID"):
                     self._names[str(int(m["ID"]))] = m["name"]
-
-    def close(self) -> None:
-        self._http.close()
