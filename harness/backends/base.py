@@ -7,10 +7,14 @@ act only through `Backend.run`; targets and candidates only through `Backend.spa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+log = logging.getLogger(__name__)
 
 
 class BackendError(RuntimeError):
@@ -19,6 +23,22 @@ class BackendError(RuntimeError):
 
 class BackendUnavailable(BackendError):
     """This backend cannot run here at all (no root, no daemon, ...): exit status 2."""
+
+
+@contextlib.contextmanager
+def undone_on_failure(backend: str, teardown: Callable[[], None]) -> Iterator[None]:
+    """Provisioning: whatever fails half-way is undone by `teardown`, and the original
+    error is what the caller sees (any other Exception as a BackendError)."""
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            teardown()
+        except BackendError as cleanup_exc:
+            log.error("cleanup after failed provisioning: %s", cleanup_exc)
+        if isinstance(exc, BackendError) or not isinstance(exc, Exception):
+            raise
+        raise BackendError(f"{backend} backend: provisioning failed: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,13 @@ from typing import Any
 import docker
 
 from harness.backends import netns as nx
-from harness.backends.base import BackendError, BackendUnavailable, Node, RunResult
+from harness.backends.base import (
+    BackendError,
+    BackendUnavailable,
+    Node,
+    RunResult,
+    undone_on_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +226,7 @@ class DockerBackend:
             self._provisioned = True
             nx.validate_node_names(names)
             t0 = time.monotonic()
-            try:
+            with undone_on_failure("docker", self.teardown):
                 if self.image is None:
                     from harness.image.build import ensure_image
 
@@ -228,16 +234,6 @@ class DockerBackend:
                 with nx.host_lock():
                     self._create_network()
                 self._create_containers(names, shared_dir)
-            except BaseException as exc:
-                try:
-                    self.teardown()
-                except BackendError as cleanup_exc:
-                    log.error("cleanup after failed provisioning: %s", cleanup_exc)
-                if isinstance(exc, BackendError):
-                    raise
-                if isinstance(exc, Exception):
-                    raise BackendError(f"docker backend: provisioning failed: {exc}") from exc
-                raise
             self.timings["provision"] = time.monotonic() - t0
             return list(self.nodes)
 

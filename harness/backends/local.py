@@ -29,7 +29,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.backends import netns as nx
-from harness.backends.base import BackendError, BackendUnavailable, Node, RunResult
+from harness.backends.base import (
+    BackendError,
+    BackendUnavailable,
+    Node,
+    RunResult,
+    undone_on_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -185,25 +191,14 @@ class LocalBackend:
                 raise BackendError("local backend: provision may be called once per backend")
             nx.validate_node_names(names)
             t0 = time.monotonic()
-            try:
-                # Held through creation, not just allocation: a concurrent teardown that
-                # decides whether the guard route is still needed must see either no
-                # trace of this run or its state file and bridge address.
-                with nx.host_lock():
-                    self._allocate(names)
-                    self._create()
-            except BaseException as exc:
-                # Half-built runs are undone here, by the recorded names, and the original
-                # error is what the caller sees.
-                try:
-                    self.teardown()
-                except BackendError as cleanup_exc:
-                    log.error("cleanup after failed provisioning: %s", cleanup_exc)
-                if isinstance(exc, BackendError):
-                    raise
-                if isinstance(exc, Exception):
-                    raise BackendError(f"local backend: provisioning failed: {exc}") from exc
-                raise
+            # Half-built runs are undone by the recorded names (after the lock is released),
+            # and the original error is what the caller sees. The lock is held through
+            # creation, not just allocation: a concurrent teardown that decides whether the
+            # guard route is still needed must see either no trace of this run or its
+            # state file and bridge address.
+            with undone_on_failure("local", self.teardown), nx.host_lock():
+                self._allocate(names)
+                self._create()
             self.timings["provision"] = time.monotonic() - t0
             return list(self.nodes)
 
