@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from harness.options import RunOptions
+from tests.scenarios.outcomes import assert_caught, describe
 
 pytestmark = [pytest.mark.scenario, pytest.mark.integration]
 
@@ -30,14 +31,6 @@ EXPOSED_BY = {
     ("consul", "pause"): "consul-naive-pause.yaml",
     ("etcd", "clock"): "etcd-guarded-slow-clock.yaml",
 }
-
-
-def describe(outcome: Any) -> str:
-    if outcome.verdict is None:
-        return f"no verdict ({outcome.error}); run directory {outcome.run_dir}"
-    kinds = [v["kind"] for v in outcome.verdict["violations"]]
-    valid = outcome.verdict["valid"]
-    return f"valid={valid} violations={kinds} error={outcome.error} in {outcome.run_dir}"
 
 
 @pytest.fixture
@@ -63,18 +56,8 @@ def test_unsafe_setup_is_caught(harness_run: Any, server_target: RunOptions, nem
     if name is None:
         pytest.skip(f"no detection configuration for {server_target.target} under {nemesis}")
     config = CONFIGS / "detection" / name
-    tried = []
-    for attempt in range(3):
-        # The detection configuration names its own faults and length; only the seed varies.
-        outcome = harness_run(
-            config, nemeses=None, time_limit=None, seed=server_target.seed + attempt
-        )
-        tried.append(describe(outcome))
-        assert outcome.error is None, describe(outcome)
-        if outcome.exit_code == 1:
-            assert outcome.verdict["valid"] is False
-            return
-    pytest.fail(f"{config.name} was not caught in 3 runs:\n" + "\n".join(tried))
+    # The detection configuration names its own faults and length; only the seed varies.
+    assert_caught(harness_run, config, server_target.seed, time_limit=None)
 
 
 def test_clock_faults_on_go_servers_are_refused(
