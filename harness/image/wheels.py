@@ -10,6 +10,7 @@ for that target). The project wheel is built from a copy of exactly the files th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
@@ -134,9 +136,7 @@ def ensure_wheelhouse(
     if not force and marker.is_file() and marker.read_text() == requirements_text(pins):
         report(progress, f"wheels: cached ({len(pins)} third-party wheels)")
         return house
-    house.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".wheels.", dir=house.parent))
-    try:
+    with _replaced_when_done(house) as staging:
         req = staging / "requirements.txt"
         req.write_text(requirements_text(pins))
         report(progress, f"downloading {len(pins)} third-party wheels from PyPI (cp311 x86-64)")
@@ -148,13 +148,23 @@ def ensure_wheelhouse(
         got = {_canonical(p.name.split("-")[0]) for p in staging.glob("*.whl")}
         if missing := sorted(set(pins) - got):
             raise ImageError(f"no wheel downloaded for {', '.join(missing)}")
+    return house
+
+
+@contextlib.contextmanager
+def _replaced_when_done(house: Path) -> Iterator[Path]:
+    """A staging directory beside `house` that replaces it when the block ends without
+    error, so a half-finished download is never taken for a complete wheelhouse."""
+    house.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{house.name}.", dir=house.parent))
+    try:
+        yield staging
         if house.exists():
             shutil.rmtree(house)
         staging.rename(house)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    return house
 
 
 # -- the project itself -------------------------------------------------------------------
@@ -192,9 +202,7 @@ def ensure_build_tools(cache_dir: Path, progress: Progress = None) -> Path:
     text = "".join(f"{pin}\n" for pin in BUILD_TOOLS)
     if marker.is_file() and marker.read_text() == text:
         return house
-    house.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".build-tools.", dir=house.parent))
-    try:
+    with _replaced_when_done(house) as staging:
         (staging / "requirements.txt").write_text(text)
         report(progress, f"downloading build tools ({', '.join(BUILD_TOOLS)})")
         _pip(
@@ -202,12 +210,6 @@ def ensure_build_tools(cache_dir: Path, progress: Progress = None) -> Path:
              "-r", str(staging / "requirements.txt")],
             "pip download of the build tools failed (is PyPI reachable?)",
         )  # fmt: skip
-        if house.exists():
-            shutil.rmtree(house)
-        staging.rename(house)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return house
 
 
