@@ -41,7 +41,7 @@ class RefClock:
 class Recorder:
     """Appends events to a history file, stamped on the reference clock.
 
-    Events of one process must be strictly ordered in time (shared/HISTORY.md), so a
+    Events of one process must be strictly ordered in time (docs/HISTORY.md), so a
     stamp equal to or before that process's previous one is moved 1 ns past it.
     """
 

@@ -96,8 +96,9 @@ class ProtectedResource:
 
     @property
     def url(self) -> str:
+        # An AF_INET server's address is (host: str, port: int).
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def apply(self, token: int) -> tuple[int, dict[str, Any]]:
         with self._lock:

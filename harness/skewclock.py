@@ -2,7 +2,7 @@
 
 Used by the reference elector and by candidates: every timer and lease check reads
 `SkewClock.now_ns()`. Python programs cannot be skewed reliably with libfaketime (see
-shared/FACTS.md), so skew comes from a small JSON control file that the clock nemesis
+docs/FACTS.md), so skew comes from a small JSON control file that the clock nemesis
 writes on the node:
 
     {"offset_ns": 0, "rate": 1.0, "since_ns": 0}
@@ -65,10 +65,9 @@ class Skew:
 
 def write_skew(path: str | os.PathLike[str], skew: Skew) -> None:
     """Replace the control file atomically, so a reader never sees half a file."""
-    tmp = f"{os.fspath(path)}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(skew.to_json())
-    os.replace(tmp, path)
+    from harness.safefile import write_atomic  # the one way files are replaced
+
+    write_atomic(path, skew.to_json())
 
 
 class SkewClock:

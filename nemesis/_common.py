@@ -1,4 +1,5 @@
-"""Helpers shared by the nemeses: node choice from a plan's pick, settings validation,
+"""Helpers shared by the nemeses: node choice from a plan's pick, settings validation
+(a harness.validation Reader per nemesis),
 running a command on several nodes at once, and recording a failed start.
 
 Node choice is a pure function of the cluster's node list, the plan's `pick` and (for
@@ -15,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from harness.backends.base import Node
-from nemesis.base import Cluster, FaultPlan
+from harness.errors import HarnessError
+from harness.nemesis.base import Cluster, FaultPlan
+from harness.validation import Reader
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ TARGETS: tuple[str, ...] = (
 PROCESSES: tuple[str, ...] = ("member", "candidate", "both")
 
 
-class FaultError(RuntimeError):
+class FaultError(HarnessError, RuntimeError):
     """A fault could not be started or healed; the message says which, where and why."""
 
 
@@ -76,45 +79,26 @@ def choose_nodes(cluster: Cluster, target: str, pick: int) -> tuple[list[Node], 
         chosen = rng.sample(nodes, majority(len(nodes)))
     elif target == "all":
         chosen = nodes
+    elif any(n.name == target for n in nodes):
+        # An explicit schedule may name the node itself (nemesis/explicit.py).
+        chosen = [n for n in nodes if n.name == target]
     else:
-        raise ValueError(f"unknown node target {target!r}; expected one of {', '.join(TARGETS)}")
+        raise ValueError(
+            f"unknown node target {target!r}; expected one of {', '.join(TARGETS)} "
+            f"or a node name ({', '.join(n.name for n in nodes)})"
+        )
     order = {n.name: i for i, n in enumerate(nodes)}
     return sorted(chosen, key=lambda n: order[n.name]), note
 
 
-def check_keys(nemesis: str, settings: Mapping[str, Any], allowed: Mapping[str, str]) -> None:
-    """Reject a setting this nemesis does not know, naming it and what was expected."""
-    if not isinstance(settings, Mapping):
-        raise ValueError(
-            f"nemesis {nemesis}: settings must be a mapping of names to values, "
-            f"got {type(settings).__name__}"
-        )
-    for key in settings:
-        if key not in allowed:
-            expected = "; ".join(f"{k} ({v})" for k, v in allowed.items()) or "no settings"
-            raise ValueError(f"nemesis {nemesis}: unknown setting {key!r}; expected {expected}")
-
-
-def subset(nemesis: str, key: str, value: Any, allowed: Sequence[str]) -> tuple[str, ...]:
-    """A non-empty list of names drawn from `allowed` (a bare string means one name)."""
-    items = [value] if isinstance(value, str) else value
-    if (
-        not isinstance(items, list | tuple)
-        or not items
-        or any(not isinstance(v, str) or v not in allowed for v in items)
-    ):
-        raise ValueError(
-            f"nemesis {nemesis}: setting {key!r} must be a non-empty list of "
-            f"{', '.join(allowed)}; got {value!r}"
-        )
-    # Keep the canonical order, so the schedule does not depend on how a user wrote it.
-    return tuple(a for a in allowed if a in items)
-
-
-def number(nemesis: str, key: str, value: Any, lo: float, hi: float) -> float:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not lo < value <= hi:
-        raise ValueError(f"nemesis {nemesis}: setting {key!r} must be a number in ({lo}, {hi}]")
-    return float(value)
+def settings_reader(
+    nemesis: str, settings: Mapping[str, Any] | None, allowed: Mapping[str, str]
+) -> Reader:
+    """A Reader over one nemesis's settings (key path `nemesis.NAME.`, as in a run file),
+    refusing a setting it does not know and listing the known ones with what they take."""
+    r = Reader(settings, "nemesis settings", f"nemesis.{nemesis}.")
+    r.only(allowed)
+    return r
 
 
 def on_nodes(nodes: Sequence[Node], fn: Callable[[Node], T]) -> list[tuple[Node, T | Exception]]:
@@ -132,6 +116,25 @@ def on_nodes(nodes: Sequence[Node], fn: Callable[[Node], T]) -> list[tuple[Node,
         return [(n, call(n)) for n in nodes]
     with ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="nemesis") as pool:
         return list(zip(nodes, pool.map(call, nodes), strict=True))
+
+
+def run_scripts(cluster: Cluster, scripts: Mapping[str, str], what: str, tool: str) -> None:
+    """Run each node's shell script (by node name) on all of them at once; FaultError
+    naming every node that failed, with its exit status and output ("partition start
+    failed: n1: partition: iptables on n1 failed (2): ...")."""
+    nodes = [n for n in cluster.nodes if n.name in scripts]
+
+    def run(node: Node) -> None:
+        r = cluster.backend.run(node, ["sh", "-c", scripts[node.name]])
+        if r.returncode != 0:
+            raise FaultError(
+                f"{tool} on {node.name} failed ({r.returncode}): "
+                f"{(r.stderr or r.stdout).strip()}"
+            )
+
+    errors = [f"{n.name}: {e}" for n, e in on_nodes(nodes, run) if isinstance(e, Exception)]
+    if errors:
+        raise FaultError(f"{what} failed: " + "; ".join(errors))
 
 
 class StartFailed(FaultError):
@@ -168,29 +171,57 @@ def start_or_undo(
     cluster.record(f, value)
 
 
+# How often each target is drawn, relative to the others (nemesis setting `weights`).
+# The holder's and the leader's node and a power cut (`all`) are the faults that find
+# bugs; each is drawn three times as often as the others (a 30 s run of the reference
+# elector holds about eight kills, tests/nemesis/test_weights.py measures the odds).
+DEFAULT_WEIGHTS: Mapping[str, int] = {"holder": 3, "leader": 3, "all": 3}
+MAX_WEIGHT = 100
+
+
+def read_weights(r: Reader, targets: Sequence[str]) -> dict[str, int]:
+    """`weights: {target: integer}` over the chosen targets (a target not named weighs
+    DEFAULT_WEIGHTS' value, else 1); at least one chosen target must weigh more than 0."""
+    given = r.section("weights")
+    given.only(TARGETS)
+    weights = {t: given.integer(t, DEFAULT_WEIGHTS.get(t, 1), 0, MAX_WEIGHT) for t in targets}
+    if not any(weights.values()):
+        raise r.problem("weights", f"every chosen target ({', '.join(targets)}) weighs 0")
+    return weights
+
+
 class ProcessNemesis:
     """What pause and kill share: their modes are which processes of a node they hit
-    (member, candidate, both), their targets which nodes. A subclass names itself, its
-    start event and its fault class, and says whether it can run (`refusal`)."""
+    (member, candidate, both), their targets which nodes, drawn by their weights from a
+    seeded bag (the schedule reads `target_weights`). A subclass names itself, its start
+    event and its fault class, and says whether it can run (`refusal`)."""
 
     name: str
+    # Pause and kill share one timeline (nemesis/schedule.py): they take turns and never
+    # overlap, because a kill that lands on a frozen process ends the pause that was
+    # the point (a candidate frozen past its lease, woken to act on a stale belief).
+    timeline = "process"
     event: str
     fault_class: Any  # (cluster, nodes, processes, event value) -> fault with apply/heal
     SETTINGS: Mapping[str, str] = {
         "modes": f"a list of {', '.join(PROCESSES)}",
         "targets": f"a list of {', '.join(TARGETS)}",
+        "weights": "a mapping of target to an integer weight, 0 to 100 (default: holder, "
+        "leader and all 3, the others 1)",
     }
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        settings = {} if settings is None else settings
-        check_keys(self.name, settings, self.SETTINGS)
-        self.modes: tuple[str, ...] = subset(
-            self.name, "modes", settings.get("modes", PROCESSES), PROCESSES
-        )
-        self.targets = subset(self.name, "targets", settings.get("targets", TARGETS), TARGETS)
+        r = settings_reader(self.name, settings, self.SETTINGS)
+        self.modes: tuple[str, ...] = r.subset("modes", PROCESSES, PROCESSES)
+        self.targets = r.subset("targets", TARGETS, TARGETS)
+        self.target_weights = read_weights(r, self.targets)
 
     def plan_params(self, mode: str, rng: random.Random) -> dict[str, Any]:
-        return {"target": rng.choice(self.targets)}
+        return {}  # the target comes from the schedule's weighted bag (target_weights)
+
+    def fault_value(self, nodes: list[Node], plan: FaultPlan) -> dict[str, Any]:
+        """What a subclass adds to the start event's value (and its fault reads)."""
+        return {}
 
     def start(self, cluster: Cluster, plan: FaultPlan) -> Any:
         target = plan.params.get("target", "one")
@@ -202,6 +233,7 @@ class ProcessNemesis:
         }
         if note:
             value["note"] = note
+        value.update(self.fault_value(nodes, plan))
         fault = self.fault_class(cluster, nodes, plan.mode, value)
         start_or_undo(cluster, self.event, value, fault.apply, fault.heal)
         return fault

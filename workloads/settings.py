@@ -10,11 +10,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from harness.errors import ConfigError
+from harness.validation import Reader
+
 DISCIPLINES = ("guarded", "naive")
 
 
-class SettingsError(ValueError):
-    """A bad setting: the message names the key and what was expected."""
+class SettingsError(ConfigError):
+    """A bad workload setting: the message names the source, the key and what was expected."""
 
 
 @dataclass(frozen=True)
@@ -35,52 +38,31 @@ class CandidateSettings:
         return data
 
 
-def _number(key: str, value: Any, low: float, high: float, integer: bool = False) -> float:
-    ok_type = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, ok_type) or not low <= value <= high:
-        kind = "an integer" if integer else "a number"
-        raise SettingsError(f"key {key!r}: expected {kind} from {low:g} to {high:g}, got {value!r}")
-    return value
-
-
 def parse_candidate_settings(
-    data: Mapping[str, Any] | None, where: str = "workload"
+    data: Mapping[str, Any] | None, source: str = "workload settings", where: str = "workload"
 ) -> CandidateSettings:
-    data = dict(data or {})
-    known = {f.name for f in fields(CandidateSettings)}
-    for key in data:
-        if key not in known:
-            raise SettingsError(
-                f"key '{where}.{key}': unknown; expected one of {', '.join(sorted(known))}"
-            )
+    """Validate the `workload:` mapping (None: all defaults); errors name `source` and the
+    key under `where`."""
+    r = Reader(data, source, f"{where}.", error=SettingsError)
+    r.only([f.name for f in fields(CandidateSettings)])
     out: dict[str, Any] = {}
-    if "discipline" in data:
-        if data["discipline"] not in DISCIPLINES:
-            raise SettingsError(
-                f"key '{where}.discipline': expected one of {', '.join(DISCIPLINES)}, "
-                f"got {data['discipline']!r}"
-            )
-        out["discipline"] = data["discipline"]
+    if "discipline" in r:
+        out["discipline"] = r.choice("discipline", None, DISCIPLINES)
     for key, low, high in (
         ("write_interval_ms", 1, 60_000),
         ("lease_margin_ms", 0, 60_000),
         ("check_interval_ms", 1, 60_000),
     ):
-        if key in data:
-            out[key] = int(_number(f"{where}.{key}", data[key], low, high, integer=True))
-    for key, low, high in (
+        if key in r:
+            out[key] = r.integer(key, None, low, high)
+    for key, flow, fhigh in (
         ("campaign_timeout_s", 0.05, 3600),
         ("request_timeout_s", 0.05, 600),
         ("resign_probability", 0.0, 1.0),
-        ("resign_backoff_s", 0.0, 3600),
+        ("resign_backoff_s", 0.0, 3600.0),
     ):
-        if key in data:
-            out[key] = float(_number(f"{where}.{key}", data[key], low, high))
-    if "hold_s" in data:
-        hold = data["hold_s"]
-        if not isinstance(hold, list | tuple) or len(hold) != 2:
-            raise SettingsError(f"key '{where}.hold_s': expected [min, max] seconds, got {hold!r}")
-        low = float(_number(f"{where}.hold_s[0]", hold[0], 0.0, 3600))
-        high = float(_number(f"{where}.hold_s[1]", hold[1], low, 3600))
-        out["hold_s"] = (low, high)
+        if key in r:
+            out[key] = r.number(key, None, flow, fhigh)
+    if "hold_s" in r:
+        out["hold_s"] = r.pair("hold_s", None, 0.0, 3600)
     return CandidateSettings(**out)

@@ -20,9 +20,10 @@ from harness.elector.server import ElectorServer
 from harness.elector.state import StateError
 from harness.elector.transport import Address
 from harness.skewclock import SkewClock
+from harness.validation import echo
 
 
-class UsageError(ValueError):
+class UsageError(ConfigError):
     """A bad command-line argument; the message names it."""
 
 
@@ -30,11 +31,11 @@ def parse_address(text: str, what: str) -> Address:
     host, sep, port_text = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host:
-        raise UsageError(f"{what}: expected HOST:PORT, got {text!r}")
+        raise UsageError(f"{what}: expected HOST:PORT, got {echo(text)}")
     try:
         port = int(port_text)
     except ValueError:
-        raise UsageError(f"{what}: port must be an integer, got {text!r}") from None
+        raise UsageError(f"{what}: port must be an integer, got {echo(text)}") from None
     if not 1 <= port <= 65535:
         raise UsageError(f"{what}: port must be from 1 to 65535, got {port}")
     return host, port
@@ -45,9 +46,9 @@ def parse_peers(text: str) -> dict[str, Address]:
     for item in text.split(","):
         name, sep, address = item.strip().partition("=")
         if not sep or not name:
-            raise UsageError(f"--peers: expected ID=HOST:PORT, got {item!r}")
+            raise UsageError(f"--peers: expected ID=HOST:PORT, got {echo(item)}")
         if name in peers:
-            raise UsageError(f"--peers: {name!r} is named twice")
+            raise UsageError(f"--peers: {echo(name)} is named twice")
         peers[name] = parse_address(address, f"--peers {name}")
     return peers
 
@@ -97,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config: ElectorConfig = load_config(args.config)
         peers = parse_peers(args.peers)
         if args.id not in peers:
-            raise UsageError(f"--id: {args.id!r} is not one of --peers ({', '.join(peers)})")
+            raise UsageError(f"--id: {echo(args.id)} is not one of --peers ({', '.join(peers)})")
         api = parse_address(args.api, "--api")
         log = _setup_logging(args.id, args.log_file)
         server = ElectorServer(

@@ -15,13 +15,15 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, Protocol
 
+from harness.errors import HarnessError
+
 MAX_BODY_BYTES = 64 * 1024
 HEADER_TIMEOUT_S = 5.0
 MAX_CAMPAIGN_S = 3600.0
 DEFAULT_CAMPAIGN_S = 30.0
 
 
-class ApiError(Exception):
+class ApiError(HarnessError):
     def __init__(self, status: HTTPStatus, message: str) -> None:
         super().__init__(message)
         self.status = status

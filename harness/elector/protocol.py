@@ -12,10 +12,12 @@ import json
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, ClassVar
 
+from harness.errors import HarnessError
+
 MAX_LINE_BYTES = 64 * 1024
 
 
-class ProtocolError(ValueError):
+class ProtocolError(HarnessError, ValueError):
     """A line that is not a well-formed message."""
 
 
@@ -90,7 +92,7 @@ def decode(line: bytes) -> Message:
         raise ProtocolError(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ProtocolError("expected a JSON object")
-    cls = _KINDS.get(data.pop("kind", None))  # type: ignore[arg-type]
+    cls = _KINDS.get(data.pop("kind", None))
     if cls is None:
         raise ProtocolError("unknown or missing 'kind'")
     values: dict[str, Any] = {}
@@ -108,4 +110,4 @@ def decode(line: bytes) -> Message:
         raise ProtocolError(f"{cls.kind}: unknown fields {sorted(data)}")
     if values["term"] < 0:
         raise ProtocolError(f"{cls.kind}: negative term")
-    return cls(**values)  # type: ignore[no-any-return]
+    return cls(**values)

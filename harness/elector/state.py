@@ -14,10 +14,12 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
+from harness.errors import HarnessError
+
 STATE_FILE = "state.json"
 
 
-class StateError(RuntimeError):
+class StateError(HarnessError, RuntimeError):
     """The state file exists but cannot be read; starting anyway could mean voting twice."""
 
 

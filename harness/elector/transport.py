@@ -6,7 +6,7 @@ messages go into a small per-peer queue that a background task writes out; while
 is unreachable the queue is dropped (Raft tolerates lost messages and the node repeats
 what matters). Connects and writes have timeouts, and a link whose peer has been silent
 for a while is re-opened, because after a partition heals a connection can sit in TCP
-retransmission back-off for seconds (shared/FACTS.md). These network timers use the event
+retransmission back-off for seconds (docs/FACTS.md). These network timers use the event
 loop's clock on purpose: they are not protocol timers and must keep working under skew.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from collections import deque
@@ -133,7 +134,7 @@ class PeerTransport:
         self._log = log
         self._heard: dict[str, float] = {}
         self._links = {
-            peer: PeerLink(peer, addr, lambda p=peer: self._heard.get(p, 0.0), log)
+            peer: PeerLink(peer, addr, functools.partial(self._last_heard, peer), log)
             for peer, addr in peers.items()
             if peer != node_id
         }
@@ -155,6 +156,10 @@ class PeerTransport:
             writer.close()
         for link in self._links.values():
             await link.stop()
+
+    def _last_heard(self, peer_id: str) -> float:
+        """When (loop time) a message from `peer_id` last arrived; 0.0 if never."""
+        return self._heard.get(peer_id, 0.0)
 
     def send(self, peer_id: str, data: bytes) -> None:
         link = self._links.get(peer_id)

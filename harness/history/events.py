@@ -1,9 +1,11 @@
 """One history event, its field rules, and the error that reports malformed input.
 
-Field validation follows shared/HISTORY.md ("Event fields"): required `time` (integer),
+Field validation follows docs/HISTORY.md ("Event fields"): required `time` (integer),
 `process` (string or integer), `type` (invoke/ok/fail/info) and `f` (string); optional
 `value` (object or null), `node` (string), `index` (integer) and `election` (string,
 default "leader"). JSON booleans are not integers here, and 1.0 is not an integer.
+Times must lie within +-2**62 ns (146 years): differences of two times, which the checker's
+statistics hold, then still fit the 64-bit integers JSON writers (orjson) accept.
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import HarnessError
+
 EVENT_TYPES = frozenset({"invoke", "ok", "fail", "info"})
 COMPLETION_TYPES = frozenset({"ok", "fail", "info"})
 DEFAULT_ELECTION = "leader"
 NEMESIS = "nemesis"
+TIME_LIMIT = 1 << 62  # |time| < TIME_LIMIT: see the module docstring
+_MIN_TIME = -TIME_LIMIT  # a constant, not a negation (and a new integer) per event
 
 Process = str | int
 
@@ -33,7 +39,7 @@ class Problem:
         return f"{where}:{self.line}: {self.message}" if self.line else f"{where}: {self.message}"
 
 
-class HistoryError(Exception):
+class HistoryError(HarnessError):
     """The history could not be read at all (missing file, unreadable gzip...)."""
 
 
@@ -79,28 +85,35 @@ class Event:
         """Validate one decoded JSON value; raises ValueError saying what is wrong."""
         # Fast path for well-formed events (a million of them must check in seconds);
         # anything else goes through the field-by-field checks that explain the problem.
-        if type(obj) is dict:
+        try:  # subscripts are cheaper than .get(); a non-object raises TypeError
+            time = obj["time"]
+            process = obj["process"]
+            etype = obj["type"]
+            f = obj["f"]
+        except (KeyError, TypeError):
+            return cls._checked(obj, line)
+        if len(obj) == 4:  # no optional field (a list would have raised above)
+            value = node = index = None
+            election = DEFAULT_ELECTION
+        else:
             get = obj.get
-            time = get("time")
-            process = get("process")
-            etype = get("type")
-            f = get("f")
             value = get("value")
             node = get("node")
             index = get("index")
             election = get("election", DEFAULT_ELECTION)
-            kind = type(process)
-            if (
-                type(time) is int
-                and (kind is str or kind is int)
-                and etype in EVENT_TYPES
-                and type(f) is str
-                and (value is None or type(value) is dict)
-                and (node is None or type(node) is str)
-                and (index is None or type(index) is int)
-                and type(election) is str
-            ):
-                return cls(time, process, etype, f, value, node, index, election, line)
+        kind = type(process)
+        if (
+            type(time) is int
+            and _MIN_TIME < time < TIME_LIMIT
+            and (kind is str or kind is int)
+            and etype in EVENT_TYPES
+            and type(f) is str
+            and (value is None or type(value) is dict)
+            and (node is None or type(node) is str)
+            and (index is None or type(index) is int)
+            and type(election) is str
+        ):
+            return cls(time, process, etype, f, value, node, index, election, line)
         return cls._checked(obj, line)
 
     @classmethod
@@ -110,6 +123,10 @@ class Event:
         time = obj.get("time", _MISSING)
         if type(time) is not int:
             raise ValueError(_field_error("time", time, "an integer (nanoseconds)"))
+        if not -TIME_LIMIT < time < TIME_LIMIT:
+            raise ValueError(
+                f"field 'time' must lie within +-2**62 ns (146 years), got {_short(time)}"
+            )
         process = obj.get("process", _MISSING)
         if type(process) is not str and type(process) is not int:
             raise ValueError(_field_error("process", process, "a string or an integer"))

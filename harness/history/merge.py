@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from harness.history.events import Event, MalformedHistory
-from harness.history.reader import read_history
-from harness.history.writer import HistoryWriter
+import orjson
+
+from harness.history.events import Event, HistoryError, MalformedHistory
+from harness.history.reader import parse_lines
+from harness.safefile import open_read, write_atomic
 
 
 def merge_histories(
@@ -22,7 +24,7 @@ def merge_histories(
     problems = []
     for file_no, path in enumerate(inputs):
         try:
-            events = read_history(path)
+            events = _read_part(path)
         except MalformedHistory as exc:
             problems.extend(exc.problems)
             continue
@@ -31,14 +33,22 @@ def merge_histories(
         raise MalformedHistory(problems)
     keyed.sort(key=lambda item: item[:3])
     merged: list[Event] = []
-    tmp = f"{os.fspath(output)}.tmp"
-    if os.path.exists(tmp):
-        os.unlink(tmp)
-    with HistoryWriter(tmp, add_index=False) as writer:
-        for position, (_, _, _, event) in enumerate(keyed):
-            record = event.to_dict()
-            record["index"] = position
-            writer.append(record)
-            merged.append(Event.from_dict(record, position + 1))
-    os.replace(tmp, output)
+    lines: list[bytes] = []
+    for position, (_, _, _, event) in enumerate(keyed):
+        record = event.to_dict()
+        record["index"] = position
+        lines.append(orjson.dumps(record) + b"\n")
+        merged.append(Event.from_dict(record, position + 1))
+    write_atomic(output, b"".join(lines))
     return merged
+
+
+def _read_part(path: str | os.PathLike[str]) -> list[Event]:
+    """One process's history file: written by a node, so opened without following a
+    link planted in its place (a FIFO or device is refused too)."""
+    source = os.fspath(path)
+    try:
+        with open_read(path) as fh:
+            return parse_lines(fh, source)
+    except OSError as exc:
+        raise HistoryError(f"{source}: cannot read: {exc.strerror or exc}") from exc

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from harness.safefile import open_append
+
 FSYNC_INTERVAL_S = 0.05
 
 
@@ -29,7 +31,8 @@ class HistoryWriter:
         add_index: bool = True,
     ) -> None:
         self.path = Path(path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # Never through a link planted at the path: history/ is writable by the nodes.
+        self._fd = open_append(self.path)
         self._lock = threading.Lock()
         self._dirty = False
         self._next_index = 0

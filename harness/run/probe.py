@@ -2,10 +2,14 @@
 
 One thread per node, so a paused or cut-off member delays nobody else; each node's
 observations are their own history process (`probe-n1`), strictly ordered in time.
+A bad answer (the target's probe raised) is recorded as an `info` `status-error` event,
+which the checker's rules ignore, and logged; the thread keeps probing, so one garbled
+reply cannot silently end the observations of a node for the rest of the run.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -13,6 +17,9 @@ from collections.abc import Sequence
 from harness.backends.base import Node
 from harness.recorder import Recorder
 from harness.targets.base import MemberView, Target
+from harness.wait import wait_until
+
+log = logging.getLogger(__name__)
 
 
 class StatusProbe:
@@ -26,6 +33,7 @@ class StatusProbe:
         self._stop = threading.Event()
         self._latest: dict[str, tuple[float, MemberView]] = {}
         self._lock = threading.Lock()
+        self.errors: dict[str, int] = {node.name: 0 for node in self._nodes}
         self._threads = [
             threading.Thread(
                 target=self._poll, args=(node,), name=f"probe-{node.name}", daemon=True
@@ -41,7 +49,7 @@ class StatusProbe:
         timeout = max(0.2, min(1.0, self._interval * 3))
         while not self._stop.is_set():
             started = time.monotonic()
-            view = self._target.probe(node, timeout)
+            view = self._probe_once(node, timeout)
             if view is not None and not self._stop.is_set():
                 self._rec.record(
                     f"probe-{node.name}",
@@ -53,6 +61,27 @@ class StatusProbe:
                 with self._lock:
                     self._latest[node.name] = (time.monotonic(), view)
             self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
+
+    def _probe_once(self, node: Node, timeout: float) -> MemberView | None:
+        try:
+            return self._target.probe(node, timeout)
+        except Exception as exc:  # a bad answer: recorded, and the next poll goes ahead
+            with self._lock:
+                self.errors[node.name] += 1
+                count = self.errors[node.name]
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            if not self._stop.is_set():
+                self._rec.record(
+                    f"probe-{node.name}",
+                    "info",
+                    "status-error",
+                    {"node": node.name, "error": error},
+                    node=node.name,
+                )
+            # The first few in full; after that a line now and then, not one per poll.
+            if count <= 3 or count % 100 == 0:
+                log.warning("probe of %s: bad answer #%d: %s", node.name, count, error)
+            return None
 
     def leader(self, max_age_s: float = 1.0) -> str | None:
         """The leader a majority of members named recently, in the highest such term."""
@@ -68,14 +97,9 @@ class StatusProbe:
         agreed = [key for key, count in votes.items() if count >= majority]
         return max(agreed)[1] if agreed else None
 
-    def wait_for_leader(self, timeout_s: float) -> str | None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            leader = self.leader()
-            if leader is not None:
-                return leader
-            time.sleep(0.05)
-        return None
+    def wait_for_leader(self, timeout_s: float) -> str:
+        """The leader a majority agrees on; WaitTimeout if none within `timeout_s`."""
+        return wait_until(self.leader, timeout_s, "a leader agreed by a majority", interval=0.05)
 
     def stop(self) -> None:
         self._stop.set()

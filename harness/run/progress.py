@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -38,11 +38,11 @@ class Progress(Protocol):
 
 
 class LineProgress:
-    def __init__(self, stream: object = None) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stderr
 
     def _print(self, status: RunStatus, text: str) -> None:
-        print(f"[{status.elapsed():6.1f}s] {text}", file=self._stream, flush=True)  # type: ignore[call-overload]
+        print(f"[{status.elapsed():6.1f}s] {text}", file=self._stream, flush=True)
 
     def phase(self, status: RunStatus, name: str) -> None:
         self._print(status, f"phase: {name}")

@@ -14,7 +14,30 @@ from typing import Any
 import orjson
 import yaml
 
+from harness.errors import ConfigError
+from harness.oneline import one_line
+from harness.safefile import write_atomic
+
 DEFAULT_STORE = Path("store")
+
+
+class StoreError(ConfigError):
+    """The store cannot hold run directories; the message names it and says why."""
+
+
+def check_store(store: Path) -> Path:
+    """The store as an absolute directory that exists and is writable, made if missing.
+    Checked before anything else of a run is done (backend, leftovers, nodes)."""
+    shown = one_line(store, 120)
+    if store.exists() and not store.is_dir():
+        raise StoreError(f"--store {shown}: not a directory")
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"--store {shown}: cannot create it: {exc.strerror or exc}") from None
+    if not os.access(store, os.W_OK | os.X_OK):
+        raise StoreError(f"--store {shown}: not writable")
+    return store.resolve()
 
 
 def new_run_dir(store: Path, target: str, nemeses: tuple[str, ...], seed: int, run_id: str) -> Path:
@@ -35,10 +58,9 @@ def new_run_dir(store: Path, target: str, nemeses: tuple[str, ...], seed: int, r
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    write_atomic(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
 
 def write_results(run_dir: Path, results: dict[str, Any]) -> None:
-    tmp = run_dir / "results.json.tmp"
-    tmp.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n")
-    os.replace(tmp, run_dir / "results.json")
+    data = orjson.dumps(results, option=orjson.OPT_INDENT_2) + b"\n"
+    write_atomic(run_dir / "results.json", data)
