@@ -1,21 +1,31 @@
-"""The six violation kinds of shared/HISTORY.md, each a function of one `Walk`.
+"""The six violation kinds of docs/HISTORY.md, each a function of one `Walk`: the
+reference implementation of the rules.
+
+The checker itself (`harness.checker.check`, `check_file`) judges in one streaming pass
+(`harness.checker.stream`) that holds no history; these in-memory functions, written
+the plain way, are what the differential tests compare it with (`reference_verdict`).
 
 Every function returns violations as dicts with `kind`, `election` (None for the two
 server-level kinds), `processes`, `start`, `end`, `detail` and `events`: the events that
 prove it, each as in the history with its file `line` (so a report can show them). Each is linear or
-n log n in the number of events it reads, apart from reporting itself.
+n log n in the number of events it reads, apart from reporting itself. Details give
+instants as seconds from the run's start and durations in s/ms/ns (`harness.checker.units`);
+`start` and `end` stay in nanoseconds.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
+from harness.checker.stats import compute_stats
+from harness.checker.stream import VIOLATION_KINDS
+from harness.checker.types import Verdict, Violation
+from harness.checker.units import duration, seconds
 from harness.checker.walk import Acquisition, Belief, Status, Walk
-from harness.history.events import Event
+from harness.history.events import Event, MalformedHistory
 
-Violation = dict[str, Any]
 T = TypeVar("T")
 
 
@@ -72,11 +82,12 @@ def split_brain(w: Walk, tolerance_ns: int) -> list[Violation]:
                             [a.process, b.process],
                             b.start,
                             overlap_end,
-                            f"{a.process!r} (token {a.token}, leader from {a.start} until "
-                            f"{a.end}, ended by {a.ended_by}) and {b.process!r} (token "
-                            f"{b.token}, leader from {b.start} until {b.end}, ended by "
+                            f"{a.process!r} (token {a.token}, leader from {seconds(a.start)} "
+                            f"until {seconds(a.end)}, ended by {a.ended_by}) and "
+                            f"{b.process!r} (token {b.token}, leader from "
+                            f"{seconds(b.start)} until {seconds(b.end)}, ended by "
                             f"{b.ended_by}) both believed they led for "
-                            f"{overlap_end - b.start} ns",
+                            f"{duration(overlap_end - b.start)}",
                             [a.start_event, a.end_event, b.start_event, b.end_event],
                         )
                     )
@@ -106,7 +117,7 @@ def duplicate_token(w: Walk) -> list[Violation]:
                     grants[0].time,
                     grants[-1].time,
                     f"token {token} was granted to {len(processes)} processes: "
-                    + ", ".join(f"{g.process!r} at {g.time}" for g in grants),
+                    + ", ".join(f"{g.process!r} at {seconds(g.time)}" for g in grants),
                     [g.event for g in grants],
                 )
             )
@@ -140,9 +151,10 @@ def token_regression(w: Walk) -> list[Violation]:
                         processes,
                         top.time,
                         a.time,
-                        f"{a.process!r} invoked acquire at {a.invoke_time}, after "
-                        f"{top.process!r} had acquired token {top.token} at {top.time}, "
-                        f"and received the smaller token {a.token} at {a.time}",
+                        f"{a.process!r} invoked acquire at {seconds(a.invoke_time)}, after "
+                        f"{top.process!r} had acquired token {top.token} at "
+                        f"{seconds(top.time)}, and received the smaller token {a.token} "
+                        f"at {seconds(a.time)}",
                         [top.event, a.invoke_event, a.event],
                     )
                 )
@@ -197,10 +209,10 @@ def stale_write(w: Walk) -> list[Violation]:
         for wr in writes:
             if wr.applied_at is not None:
                 count = bisect_left(times, wr.applied_at)  # oks strictly before applied_at
-                when = f"before it was applied at {wr.applied_at}"
+                when = f"before it was applied at {seconds(wr.applied_at)}"
             else:
                 count = bisect_left(positions, wr.invoke_position)  # oks before the invoke
-                when = f"before the write was invoked at {wr.invoke_time}"
+                when = f"before the write was invoked at {seconds(wr.invoke_time)}"
             if count == 0:
                 continue
             other = snapshots[count - 1].best_other_than(wr.process)
@@ -214,8 +226,8 @@ def stale_write(w: Walk) -> list[Violation]:
                     other.time,
                     max(other.time, wr.applied_at if wr.applied_at is not None else wr.time),
                     f"write seq {wr.seq!r} with token {wr.token} by {wr.process!r} was applied "
-                    f"(ok at {wr.time}) although {other.process!r} had "
-                    f"acquired token {other.token} at {other.time}, {when}",
+                    f"(ok at {seconds(wr.time)}) although {other.process!r} had "
+                    f"acquired token {other.token} at {seconds(other.time)}, {when}",
                     [other.event, wr.invoke_event, wr.event],
                 )
             )
@@ -243,7 +255,7 @@ def term_split_brain(w: Walk) -> list[Violation]:
                 firsts[-1].time,
                 f"term {term} has {len(leaders)} leaders: "
                 + ", ".join(
-                    f"{s.leader!r} (first named by {s.node!r} at {s.time})" for s in firsts
+                    f"{s.leader!r} (first named by {s.node!r} at {seconds(s.time)})" for s in firsts
                 ),
                 [s.event for s in firsts],
             )
@@ -283,11 +295,37 @@ def stale_leader(w: Walk, grace_ns: int) -> list[Violation]:
                 [node, witness.leader],  # the witness names a leader other than node
                 first.time,
                 last.time,
-                f"{node!r} reported itself leader of term {term} from {first.time} to "
-                f"{last.time}, although {witness.node!r} had named {witness.leader!r} "
-                f"leader of the higher term {witness.term} at {witness.time} "
-                f"(grace {grace_ns} ns)",
+                f"{node!r} reported itself leader of term {term} from {seconds(first.time)} "
+                f"to {seconds(last.time)}, although {witness.node!r} had named "
+                f"{witness.leader!r} leader of the higher term {witness.term} at "
+                f"{seconds(witness.time)} (grace {duration(grace_ns)})",
                 [first.event, last.event, witness.event],
             )
         )
     return found
+
+
+def reference_verdict(w: Walk, tolerance_ns: int = 0, stale_grace_ns: int = 0) -> Verdict:
+    """The verdict of a walked history by the rules above (raises MalformedHistory as
+    the checker does): the oracle of the streaming checker's differential tests."""
+    if w.problems:
+        w.problems.sort(key=lambda p: p.line or 0)
+        raise MalformedHistory(w.problems)
+    violations = (
+        split_brain(w, tolerance_ns)
+        + duplicate_token(w)
+        + token_regression(w)
+        + stale_write(w)
+        + term_split_brain(w)
+        + stale_leader(w, stale_grace_ns)
+    )
+    violations.sort(key=lambda v: (v["start"], VIOLATION_KINDS.index(v["kind"])))
+    valid: bool | Literal["unknown"] = (
+        "unknown" if not w.has_acquire and not w.statuses else not violations
+    )
+    return {
+        "valid": valid,
+        "violations": violations,
+        "stats": compute_stats(w),
+        "settings": {"tolerance_ns": tolerance_ns, "stale_grace_ns": stale_grace_ns},
+    }

@@ -4,17 +4,21 @@ Leaderless time is the part of the history's span (first to last event) in which
 process believes it leads. A failover latency is, for each leadership that ended before
 the end of the history, the time from its end until the ok of the next acquisition
 (after its own) in the same election, or 0 when that ok came before the end (another
-process already led: a handover, or a split brain that the rules report). Leaderships
-followed by no acquisition are counted as `unrecovered`.
+process already led: a handover, or a split brain that the rules report); those are also
+counted as `overlapped`, so that they read as overlaps rather than as instant failovers.
+Leaderships followed by no acquisition are counted as `unrecovered`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from harness.checker.walk import Belief, Walk
+from harness.checker.types import ElectionStats, FailoverSummary, Stats
+
+if TYPE_CHECKING:  # the checker's own pass needs `percentile` only, not the walk
+    from harness.checker.walk import Belief, Walk
 
 
 def percentile(sorted_values: list[int], p: float) -> int | None:
@@ -40,21 +44,31 @@ def covered_ns(beliefs: Iterable[Belief], start: int, end: int) -> int:
 
 def failover_latencies(w: Walk, election: str) -> tuple[list[int], int]:
     """Latencies (ns) of the leaderships that ended, and how many were never followed."""
+    latencies, unrecovered, _ = _failovers(w, election)
+    return latencies, unrecovered
+
+
+def _failovers(w: Walk, election: str) -> tuple[list[int], int, int]:
+    """Latencies (ns), how many leaderships were never followed, and how many were
+    followed by an acquisition that came before they ended (latency counted as 0)."""
     # Beliefs and acquisitions are made together, one per acquire ok, in ok order.
     acquisitions = w.acquisitions.get(election, [])
     latencies: list[int] = []
-    unrecovered = 0
+    unrecovered = overlapped = 0
     for i, b in enumerate(w.beliefs.get(election, [])):
         if b.ended_by == "end of history":
             continue
         if i + 1 == len(acquisitions):
             unrecovered += 1
-        else:
-            latencies.append(max(0, acquisitions[i + 1].time - b.end))
-    return latencies, unrecovered
+            continue
+        latency = acquisitions[i + 1].time - b.end
+        if latency < 0:
+            overlapped += 1
+        latencies.append(max(0, latency))
+    return latencies, unrecovered, overlapped
 
 
-def _latency_summary(latencies: list[int], unrecovered: int) -> dict[str, Any]:
+def _latency_summary(latencies: list[int], unrecovered: int, overlapped: int) -> FailoverSummary:
     ordered = sorted(latencies)
     return {
         "count": len(ordered),
@@ -62,30 +76,32 @@ def _latency_summary(latencies: list[int], unrecovered: int) -> dict[str, Any]:
         "p99": percentile(ordered, 99),
         "max": ordered[-1] if ordered else None,
         "unrecovered": unrecovered,
+        "overlapped": overlapped,
     }
 
 
-def compute_stats(w: Walk) -> dict[str, Any]:
+def compute_stats(w: Walk) -> Stats:
     span = w.end_time - w.start_time
     elections = sorted(set(w.beliefs) | set(w.acquisitions))
     all_latencies: list[int] = []
-    all_unrecovered = 0
-    per_election: dict[str, Any] = {}
+    all_unrecovered = all_overlapped = 0
+    per_election: dict[str, ElectionStats] = {}
     for election in elections:
-        latencies, unrecovered = failover_latencies(w, election)
+        latencies, unrecovered, overlapped = _failovers(w, election)
         all_latencies.extend(latencies)
         all_unrecovered += unrecovered
+        all_overlapped += overlapped
         beliefs = w.beliefs.get(election, [])
         per_election[election] = {
             "acquisitions": len(w.acquisitions.get(election, [])),
             "leaderless_ns": span - covered_ns(beliefs, w.start_time, w.end_time),
-            "failover_ns": _latency_summary(latencies, unrecovered),
+            "failover_ns": _latency_summary(latencies, unrecovered, overlapped),
         }
     every_belief = [b for beliefs in w.beliefs.values() for b in beliefs]
     return {
         "acquisitions": sum(len(a) for a in w.acquisitions.values()),
         "leaderless_ns": span - covered_ns(every_belief, w.start_time, w.end_time),
-        "failover_ns": _latency_summary(all_latencies, all_unrecovered),
+        "failover_ns": _latency_summary(all_latencies, all_unrecovered, all_overlapped),
         "span_ns": span,
         "writes_applied": sum(len(ws) for ws in w.writes.values()),
         "writes_failed": w.writes_failed,
