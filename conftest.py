@@ -16,3 +16,12 @@ except importlib.metadata.PackageNotFoundError as exc:  # pragma: no cover - set
 
 # pytester runs pytest in a scratch directory, as a user's project would.
 pytest_plugins = ["pytester"]
+
+# Hypothesis: CI machines are small and shared (two cores, real clusters running beside
+# the unit tests), so generation speed and per-example time are no signal here.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "harness", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("harness")

@@ -6,9 +6,16 @@ repository and in a user's; the repository's conftest.py does not register it ag
 Tests marked `scenario` are real runs: they are selected by giving `--target` (or
 `--nemesis`) and skipped otherwise, so plain `pytest` runs only the fast tests. The
 `harness_run` fixture runs the selected target under the selected nemeses and returns
-the outcome; each run's directory and HTML report are listed in the terminal summary,
-and kept only when its test failed (or always, with `--keep-runs`). With pytest-html
-installed, a test's entry in its report links to each run's report.
+the outcome; a run that could not run (exit status 2: bad configuration, no leader, a
+program that recorded nothing, ...) raises `HarnessCouldNotRun`, which pytest reports
+as an ERROR saying why, never as a failed assertion. Each run's directory and HTML
+report are listed in the terminal summary, and kept only when its test failed (or
+always, with `--keep-runs`). With pytest-html installed, a test's entry in its report
+links to each run's report.
+
+A crash of the harness itself (an unexpected exception in a run or a suite case, or a
+case run that could not run) is never reported as a verdict: the test errors with one
+line saying what failed, and the session's exit status becomes 2, as for `harness`.
 """
 
 from __future__ import annotations
@@ -21,15 +28,20 @@ from typing import Any
 import pytest
 
 from harness import options as opts
+from harness.errors import HarnessError
 
 REPORT_NAME = "report.html"  # reports.REPORT_NAME; not imported, to keep pytest start-up light
 
 _OPTIONS: tuple[tuple[str, str, str], ...] = (
-    ("--target", "reference", f"system under test: {', '.join(opts.TARGETS)}"),
-    ("--nemesis", "none", f"faults, comma-separated: {', '.join(opts.NEMESES)}"),
-    ("--backend", "auto", f"where nodes run: {', '.join(opts.BACKENDS)}"),
+    ("--target", "reference", "system under test: {targets}"),
+    ("--nemesis", "none", "faults, comma-separated: {nemeses}"),
+    ("--backend", "auto", "where nodes run: {backends}"),
     ("--nodes", "3", "cluster size (odd)"),
-    ("--time-limit", "30", "seconds of workload and faults per scenario"),
+    (
+        "--time-limit",
+        "30 s, or longer to fit three of the target's long faults",
+        "seconds of workload and faults per scenario",
+    ),
     ("--seed", "0", "seed of the fault schedule"),
 )
 
@@ -37,6 +49,22 @@ _OPTIONS: tuple[tuple[str, str, str], ...] = (
 _RUN_OPTIONS = pytest.StashKey[opts.RunOptions]()
 _RUNS = pytest.StashKey[list[tuple[str, str]]]()  # (test id, run directory)
 _FAILED = pytest.StashKey[bool]()  # whether a test's call phase failed
+_CRASHES = pytest.StashKey[list[str]]()  # harness crashes: the session exits 2, not 1
+
+
+class HarnessCrash(HarnessError):
+    """The harness failed (not the system under test): never a verdict."""
+
+
+def record_crash(config: pytest.Config, nodeid: str, what: str) -> HarnessCrash:
+    """Remember a crash for the session's exit status; returns the exception to raise."""
+    from harness.oneline import one_line
+
+    line = f"{nodeid}: harness error, not a verdict: {one_line(what)}"
+    config.stash.setdefault(_CRASHES, []).append(line)
+    return HarnessCrash(line)
+
+
 # option flag -> RunConfig field, for the options that override a run's configuration
 _OVERRIDES = {
     "--target": "target",
@@ -48,10 +76,36 @@ _OVERRIDES = {
 }
 
 
+class HarnessCouldNotRun(HarnessError):
+    """The run could not run (exit status 2): an error of the test's set-up, not a
+    verdict. The message is the harness's reason and the run directory."""
+
+
+def _names() -> dict[str, str]:
+    """The registries' names for the options' help (installed plugins included)."""
+    try:
+        return {
+            "targets": ", ".join(opts.target_names()),
+            "nemeses": ", ".join(opts.nemesis_names()),
+            "backends": ", ".join(opts.backend_names()),
+        }
+    except ValueError as exc:  # a broken plugin: say so where the names would be
+        return dict.fromkeys(("targets", "nemeses", "backends"), f"(unavailable: {exc})")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("leader-harness", "leader-election fault injection")
+    names = _names()
     for flag, default, help_text in _OPTIONS:
-        group.addoption(flag, action="store", default=None, help=f"{help_text} (default {default})")
+        group.addoption(
+            flag,
+            action="store",
+            default=None,
+            help=f"{help_text.format(**names)} (default {default})",
+        )
+    group.addoption(
+        "--hosts", default=None, metavar="FILE", help="the ssh backend's inventory (hosts.yaml)"
+    )
     group.addoption(
         "--harness-store",
         default="store/pytest",
@@ -73,6 +127,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--suite-baseline", metavar="DIR", help="compare suite cases with DIR")
     group.addoption("--suite-save-baseline", metavar="DIR", help="save suite figures to DIR")
     group.addoption("--suite-runs", type=int, metavar="N", help="seeds 1..N for every case")
+    group.addoption(
+        "--suite-shard",
+        metavar="K/N",
+        help="run only shard K of N of the suites' runs; combine with `harness suite merge`",
+    )
 
 
 def _run_options(config: pytest.Config) -> opts.RunOptions:
@@ -86,7 +145,11 @@ def _run_options(config: pytest.Config) -> opts.RunOptions:
         nemeses=opts.parse_nemeses(get("--nemesis", d["--nemesis"])),
         backend=opts.parse_backend(get("--backend", d["--backend"])),
         nodes=opts.parse_nodes(get("--nodes", d["--nodes"])),
-        time_limit=opts.parse_time_limit(get("--time-limit", d["--time-limit"])),
+        time_limit=(
+            None
+            if config.getoption("--time-limit") is None
+            else opts.parse_time_limit(str(config.getoption("--time-limit")))
+        ),
         seed=opts.parse_seed(get("--seed", d["--seed"])),
     )
 
@@ -107,8 +170,15 @@ def pytest_configure(config: pytest.Config) -> None:
         runs = config.getoption("--suite-runs")
         if runs is not None and not 1 <= runs <= 1000:
             pytest.exit(f"harness: --suite-runs: expected 1 to 1000, got {runs}", returncode=2)
+        from harness.suite.shard import parse_shard
+
+        shard_text = config.getoption("--suite-shard")
+        try:
+            shard = parse_shard(shard_text) if shard_text is not None else None
+        except ValueError as exc:
+            pytest.exit(f"harness: --suite-shard: {exc}", returncode=2)
         config.pluginmanager.register(
-            SuitePlugin(config, config.getoption("--suite")), "harness-suite"
+            SuitePlugin(config, config.getoption("--suite"), shard), "harness-suite"
         )
 
 
@@ -132,6 +202,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call":
         item.stash[_FAILED] = report.failed
         _link_reports(item, report)
+        if report.failed and _could_not_run(report):
+            # Reported as a failed set-up, which is what JUnit XML (and every CI that
+            # reads it) counts as an error rather than a failure: the system was never
+            # judged. The terminal says ERROR too (pytest_report_teststatus).
+            report.when = "setup"
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    """A scenario whose run could not run is an ERROR (like a broken fixture), not a
+    FAILED verdict: the harness never judged the system."""
+    if report.when in ("setup", "call") and report.failed and _could_not_run(report):
+        return "error", "E", "ERROR"
+    return None
+
+
+def _could_not_run(report: pytest.TestReport) -> bool:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = getattr(crash, "message", "") or ""
+    return message.startswith(f"{HarnessCouldNotRun.__module__}.{HarnessCouldNotRun.__name__}")
 
 
 def _link_reports(item: pytest.Item, report: pytest.TestReport) -> None:
@@ -173,13 +262,32 @@ def harness_run(request: pytest.FixtureRequest, harness_options: opts.RunOptions
         for flag, field in _OVERRIDES.items()
         if config.getoption(flag) is not None
     }
+    if config.getoption("--hosts") is not None:
+        given["hosts"] = str(Path(config.getoption("--hosts")).resolve())
 
     def run(config_path: str | os.PathLike[str] | None = None, **overrides: Any) -> Any:
-        cfg = load_run_config(config_path, {**given, **overrides})
-        outcome = Runner(cfg, store=store).execute()
+        from harness.runconfig import ConfigError
+
+        if config_path is not None and not Path(config_path).is_absolute():
+            # Relative to the working directory, or else to the test's own file: a
+            # team's tests name their configurations the way their files sit.
+            beside = Path(str(request.node.path)).parent / config_path
+            if not Path(config_path).exists() and beside.exists():
+                config_path = beside
+        try:
+            cfg = load_run_config(config_path, {**given, **overrides})
+        except ConfigError as exc:
+            raise HarnessCouldNotRun(f"bad run configuration: {exc}") from None
+        try:
+            outcome = Runner(cfg, store=store).execute()
+        except Exception as exc:
+            raise record_crash(config, request.node.nodeid, f"{type(exc).__name__}: {exc}") from exc
         if outcome.run_dir is not None:
             made.append(outcome.run_dir)
             config.stash.setdefault(_RUNS, []).append((request.node.nodeid, str(outcome.run_dir)))
+        if outcome.exit_code == 2:
+            where = f" (run directory {outcome.run_dir})" if outcome.run_dir else ""
+            raise HarnessCouldNotRun(f"the run could not run: {outcome.error}{where}")
         return outcome
 
     yield run
@@ -189,7 +297,19 @@ def harness_run(request: pytest.FixtureRequest, harness_options: opts.RunOptions
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # 1 would read as "violations found"; a harness crash is exit 2 (as for `harness`).
+    if session.config.stash.get(_CRASHES, []) and exitstatus in (0, 1):
+        session.exitstatus = 2
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    crashes = config.stash.get(_CRASHES, [])
+    if crashes:
+        terminalreporter.section("harness errors (exit status 2)")
+        for line in crashes:
+            terminalreporter.write_line(line)
     runs = config.stash.get(_RUNS, [])
     if not runs:
         return

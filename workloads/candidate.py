@@ -17,10 +17,13 @@ process at once; every event it recorded is already with the operating system.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -28,10 +31,19 @@ import httpx
 from harness.history.writer import HistoryWriter
 from harness.recorder import Recorder, RefClock
 from harness.skewclock import SkewClock
-from workloads.clients import ClientError, ElectionClient, make_client
-from workloads.settings import CandidateSettings, SettingsError, parse_candidate_settings
+from harness.workloads.clients import ClientError, ElectionClient, make_client
+from harness.workloads.settings import CandidateSettings, SettingsError, parse_candidate_settings
 
 MS = 1_000_000
+WATCH_INTERVAL_S = 0.005  # how often a call in flight looks at the guarded deadline
+
+
+class _Watch:
+    """One call in flight under a guarded deadline (see Candidate.watching)."""
+
+    def __init__(self) -> None:
+        self.done = False  # the call returned: the watcher records nothing more
+        self.fired = False  # the watcher recorded `lost` at the deadline
 
 
 class Candidate:
@@ -58,6 +70,7 @@ class Candidate:
         self.s = settings
         self.rng = rng
         self.seq = 0
+        self._watch_lock = threading.Lock()
 
     def record(self, etype: str, f: str, value: dict[str, Any] | None = None, **kw: Any) -> int:
         return self.rec.record(self.process, etype, f, value, node=self.node, **kw)
@@ -169,9 +182,14 @@ class Candidate:
         """Ask the member. A new deadline, None (no answer: keep the old one), or False
         (lost: recorded; at `deadline` if that passed while waiting for the answer)."""
         sent = self.clock.now_ns()
-        try:
-            state = self.client.check()
-        except ClientError:
+        with self.watching(deadline) as watch:
+            try:
+                state: Any = self.client.check()
+            except ClientError:
+                state = None
+        if watch.fired:
+            return False  # `lost` is recorded, at the deadline
+        if state is None:
             return None
         if not state.leader or state.token != token:
             if deadline is not None and self.clock.now_ns() >= deadline:
@@ -182,6 +200,39 @@ class Candidate:
         if state.remaining_ns is None:
             return None
         return sent + state.remaining_ns - self.s.lease_margin_ms * MS
+
+    @contextlib.contextmanager
+    def watching(self, deadline: int | None) -> Iterator[_Watch]:
+        """Guarded: while a call to the member or the resource is in flight, `lost` is
+        recorded as the deadline passes, not when the call returns. A call can outlive
+        the lease (its member paused or cut off) and the candidate be killed before it
+        returns: its history must already say that it stopped believing at the deadline,
+        which it did (it acts only after a deadline check), or the belief would run on
+        to the crash. After the block, `fired` says whether `lost` was recorded."""
+        watch = _Watch()
+        if deadline is None:
+            yield watch
+            return
+        stop = threading.Event()
+
+        def watcher() -> None:
+            while not stop.wait(WATCH_INTERVAL_S):
+                if self.clock.now_ns() >= deadline:
+                    with self._watch_lock:
+                        if not watch.done:
+                            self.lost_at_deadline(deadline)
+                            watch.fired = True
+                    return
+
+        thread = threading.Thread(target=watcher, name="deadline-watch", daemon=True)
+        thread.start()
+        try:
+            yield watch
+        finally:
+            with self._watch_lock:
+                watch.done = True
+            stop.set()
+            thread.join()
 
     def lost_at_deadline(self, deadline: int | None) -> None:
         """Guarded: the deadline passed with nothing done since, so the candidate stopped
@@ -213,15 +264,18 @@ class Candidate:
         seq = self.seq
         self.seq += 1
         self.record("invoke", "write", {"token": token, "seq": seq}, time_ns=at_ref)
-        try:
-            response = self.resource.post(
-                "/write", json={"token": token, "seq": seq, "process": self.process}
-            )
-        except httpx.HTTPError as exc:
-            still = self._within(deadline)
-            self.record("info", "write", {"error": type(exc).__name__})
+        response: httpx.Response | None = None
+        with self.watching(deadline) as watch:
+            try:
+                response = self.resource.post(
+                    "/write", json={"token": token, "seq": seq, "process": self.process}
+                )
+            except httpx.HTTPError as exc:
+                error = type(exc).__name__
+        still = not watch.fired and self._within(deadline)
+        if response is None:
+            self.record("info", "write", {"error": error})
             return still
-        still = self._within(deadline)
         if response.status_code == 200:
             self.record("ok", "write", {"applied_at": int(response.json()["applied_at"])})
         elif response.status_code == 409:
@@ -254,8 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        settings = parse_candidate_settings(json.loads(args.settings))
-    except (SettingsError, ValueError) as exc:
+        settings = parse_candidate_settings(json.loads(args.settings), "--settings")
+    except SettingsError as exc:  # it names --settings
+        print(f"candidate: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # not JSON
         print(f"candidate: --settings: {exc}", file=sys.stderr)
         return 2
     try:
@@ -265,14 +322,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"candidate: --adapter-options: {exc}", file=sys.stderr)
         return 2
+    try:
+        client = make_client(
+            args.adapter,
+            args.endpoint,
+            request_timeout_s=settings.request_timeout_s,
+            client_id=f"p{args.process}",
+            **adapter_options,
+        )
+    except (ValueError, TypeError) as exc:  # a team's own client that cannot be built
+        print(f"candidate: --adapter {args.adapter}: {exc}", file=sys.stderr)
+        return 2
     recorder = Recorder(HistoryWriter(args.history), RefClock.from_env())
-    client = make_client(
-        args.adapter,
-        args.endpoint,
-        request_timeout_s=settings.request_timeout_s,
-        client_id=f"p{args.process}",
-        **adapter_options,
-    )
     resource = httpx.Client(base_url=args.resource, timeout=settings.request_timeout_s)
     candidate = Candidate(
         process=args.process,

@@ -45,6 +45,12 @@ class PrivateApt:
         return self.root / "etc" / "sources.list"
 
     @property
+    def status_file(self) -> Path:
+        """dpkg's status as apt sees it: empty (nothing installed) unless a caller puts an
+        image's own status there to resolve dependencies against that image."""
+        return self.root / "state" / "status"
+
+    @property
     def apt_conf(self) -> Path:
         return self.root / "etc" / "apt.conf"
 
@@ -86,7 +92,7 @@ class PrivateApt:
             )
         for sub in ("etc/apt.conf.d", "state/lists/partial", "cache/archives/partial"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        (self.root / "state" / "status").touch()
+        self.status_file.touch()
         self.sources_list.write_text(self.sources_text())
         self.apt_conf.write_text(
             "".join(f'{key} "{value}";\n' for key, value in self.settings().items())
@@ -160,3 +166,28 @@ class PrivateApt:
             if re.fullmatch(rf"{re.escape(package)}_{quoted}_[a-z0-9]+\.deb", path.name):
                 return path
         raise ImageError(f"apt-get download {package}={version} left no .deb in {dest}")
+
+    def download_with_dependencies(self, pins: Sequence[str], dest: Path) -> list[Path]:
+        """Download `pins` (package=version) and every dependency that the status file
+        does not already satisfy (no recommends) into `dest`; returns the .debs.
+
+        `apt-get install --download-only` resolves and fetches only: nothing is unpacked
+        or configured, and each .deb is checked against the signed index like a download."""
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / "partial").mkdir(exist_ok=True)
+        # apt drops privileges to _apt for downloads, as in `download`.
+        for path in (dest, dest / "partial"):
+            with contextlib.suppress(LookupError, PermissionError, OSError):
+                shutil.chown(path, user="_apt")
+        self.run(
+            "apt-get",
+            [
+                "install", "-q", "-y", "--download-only", "--no-install-recommends",
+                "-o", f"Dir::Cache::archives={dest}",
+                *pins,
+            ],
+            what=f"apt-get install --download-only {' '.join(pins)} (resolving dependencies)",
+        )  # fmt: skip
+        shutil.rmtree(dest / "partial", ignore_errors=True)
+        (dest / "lock").unlink(missing_ok=True)
+        return sorted(dest.glob("*.deb"))

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-EXIT_OK, EXIT_MISSING, EXIT_ERROR = 0, 1, 2
+from harness.exitcodes import EXIT_ERROR, EXIT_INVALID, EXIT_VALID
+from harness.oneline import error_line
 
 
 def add_parser(sub: Any) -> None:
@@ -31,6 +33,12 @@ def add_parser(sub: Any) -> None:
     build.add_argument(
         "--force", action="store_true", help="rebuild every layer and re-fetch every input"
     )
+    build.add_argument(
+        "--target",
+        metavar="NAME",
+        help="also build the layer with the server packages this target declares for its "
+        "default settings (a run of it builds that layer itself when it is missing)",
+    )
     build.set_defaults(handler=cmd_build)
     show = actions.add_parser(
         "show",
@@ -43,7 +51,8 @@ def add_parser(sub: Any) -> None:
         "prune",
         help="remove this project's image layers that the current inputs no longer name",
         description="Every change to the harness's code leaves an old node layer behind; "
-        "this removes those tags (and old base/rootfs layers), keeping the current ones.",
+        "this removes those tags (and old base/rootfs layers, and the server and "
+        "requirements layers built on old node images), keeping the current ones.",
     )
     prune.set_defaults(handler=cmd_prune)
 
@@ -57,8 +66,18 @@ class _LineProgress:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from harness.image.build import ensure_image
+    from harness.errors import HarnessError
+    from harness.image.build import ensure_image, ensure_run_image
     from harness.image.errors import ImageError
+
+    def build(progress: Callable[[str], None]) -> str:
+        packages: tuple[Any, ...] = ()
+        if args.target:  # an unknown target is refused before anything is built
+            from harness.targets import make_target
+
+            packages = make_target(args.target, None, "--target").run_packages
+        ref = ensure_image(progress=progress, force=args.force)
+        return ensure_run_image(packages, (), progress, force=args.force) if packages else ref
 
     try:
         if sys.stderr.isatty():
@@ -74,28 +93,33 @@ def cmd_build(args: argparse.Namespace) -> int:
                         console.log(message)
                     status.update(f"[{elapsed:5.0f}s] {message.strip()}")
 
-                ref = ensure_image(progress=progress, force=args.force)
+                ref = build(progress)
         else:
-            ref = ensure_image(progress=_LineProgress(), force=args.force)
-    except ImageError as exc:
-        print(f"harness image build: {exc}", file=sys.stderr)
+            ref = build(_LineProgress())
+    except (ImageError, HarnessError) as exc:  # an unknown target is a HarnessError too
+        error_line("harness image build", f"{exc}")
         return EXIT_ERROR
     print(ref)
-    return EXIT_OK
+    return EXIT_VALID
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from harness.image.build import NODE_REPO, image_status
+    from harness.image.build import NODE_REPO, STACK_REPOS, image_status
     from harness.image.errors import ImageError
 
     try:
         status = image_status()
     except ImageError as exc:
-        print(f"harness image show: {exc}", file=sys.stderr)
+        error_line("harness image show", f"{exc}")
         return EXIT_ERROR
-    for info in status.values():
+    for repo in STACK_REPOS:
+        info = status[repo]
         print(f"{info['ref']}  {'present' if info['exists'] else 'missing'}")
-    return EXIT_OK if status[NODE_REPO]["exists"] else EXIT_MISSING
+    # Run layers (a target's servers, a program's requirements) built on the current
+    # node image: what a run of that target or program starts from, kept by `prune`.
+    for layer in status["run_layers"]:
+        print(f"{layer['ref']}  present ({layer['layer']} layer on {layer['parent']})")
+    return EXIT_VALID if status[NODE_REPO]["exists"] else EXIT_INVALID  # missing: a "no"
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -105,10 +129,10 @@ def cmd_prune(args: argparse.Namespace) -> int:
     try:
         removed, kept = prune_images()
     except ImageError as exc:
-        print(f"harness image prune: {exc}", file=sys.stderr)
+        error_line("harness image prune", f"{exc}")
         return EXIT_ERROR
     for tag in removed:
         print(f"removed {tag}")
     for line in kept:
         print(f"kept {line}", file=sys.stderr)
-    return EXIT_OK
+    return EXIT_VALID

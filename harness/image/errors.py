@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from harness.errors import HarnessError
+
 Progress = Callable[[str], None] | None
 """Receives one line per build step ("fetching etcd-server 3.5.16-4 (trixie)", ...)."""
 
 
-class ImageError(Exception):
+class ImageError(HarnessError):
     """The node image (or one of its inputs) could not be built or found."""
 
 

@@ -22,7 +22,7 @@ from harness.image.errors import ImageError, Progress, report
 
 SUITE = "bookworm"
 VARIANT = "minbase"
-INCLUDE = ("python3", "python3-venv", "iproute2", "iptables", "procps")
+INCLUDE = ("python3", "python3-venv", "iproute2", "iptables", "procps", "openssh-server")
 # Bump when the way the tree is made or trimmed changes (it is part of the cache key).
 RECIPE_VERSION = 1
 # usr/share/doc stays: it holds the packages' copyright files.

@@ -6,12 +6,17 @@ runtime requirements with their markers evaluated for the image's Python (CPytho
 glibc x86-64). They are downloaded once into `<cache>/wheels/<key>/` (binary wheels only,
 for that target). The project wheel is built from a copy of exactly the files that
 `source_files()` hashes, so the thin image layer's key and its content always agree.
+
+Without a source checkout (the harness installed from a wheel into a team's own venv),
+the installed distribution is the source: its metadata gives the runtime requirements,
+its recorded files are hashed, and the project wheel is re-packed from them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 import re
 import shutil
@@ -19,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -67,20 +72,31 @@ def _canonical(name: str) -> str:
 
 
 def _requirement_class() -> type:
-    try:
-        from packaging.requirements import Requirement
-    except ImportError:  # pip always vendors it
-        from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
-    return Requirement
+    # `packaging` where installed, else the copy pip always vendors.
+    for module in ("packaging.requirements", "pip._vendor.packaging.requirements"):
+        with contextlib.suppress(ImportError):
+            requirement: type = importlib.import_module(module).Requirement
+            return requirement
+    raise ImageError("neither packaging nor pip's vendored copy of it can be imported")
+
+
+def has_checkout(root: Path = PROJECT_ROOT) -> bool:
+    """A source checkout (pyproject.toml beside the packages), not an installed wheel."""
+    return (root / "pyproject.toml").is_file() and (root / "harness").is_dir()
 
 
 def declared_dependencies(root: Path = PROJECT_ROOT) -> list[str]:
-    """The runtime requirements in pyproject.toml (the source of truth, not egg-info)."""
-    if not (root / "pyproject.toml").is_file():
-        raise ImageError(
-            f"no pyproject.toml in {root}: building the image needs the project's source "
-            "checkout (install it with `pip install -e .`)"
-        )
+    """The runtime requirements in pyproject.toml (the source of truth, not egg-info);
+    without a checkout, the installed distribution's own (extras left out)."""
+    if not has_checkout(root):
+        requirement_cls = _requirement_class()
+        out = []
+        for text in _installed().requires or []:
+            req = requirement_cls(text)
+            if req.marker is not None and "extra" in str(req.marker):
+                continue
+            out.append(text)
+        return out
     try:
         data = tomllib.loads((root / "pyproject.toml").read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -151,6 +167,34 @@ def ensure_wheelhouse(
     return house
 
 
+def requirement_wheels_key(requirements: Sequence[str]) -> str:
+    blob = json.dumps({"req": sorted(requirements), "target": TARGET_PIP_ARGS})
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def ensure_requirement_wheels(
+    cache_dir: Path, requirements: Sequence[str], progress: Progress = None
+) -> Path:
+    """A run's `workload.requirements` and their dependencies, downloaded once as binary
+    wheels for the image's Python into `<cache>/requirement-wheels/<key>/` with a
+    requirements.txt listing them (what the requirements layer installs, offline)."""
+    house = Path(cache_dir) / "requirement-wheels" / requirement_wheels_key(requirements)
+    marker = house / "requirements.txt"
+    text = "".join(f"{r}\n" for r in sorted(requirements))
+    if marker.is_file() and marker.read_text() == text:
+        report(progress, f"requirements: wheels cached ({', '.join(requirements)})")
+        return house
+    with _replaced_when_done(house) as staging:
+        report(progress, f"downloading wheels for {', '.join(requirements)} (cp311 x86-64)")
+        _pip(
+            ["download", "--quiet", *TARGET_PIP_ARGS, "--dest", str(staging), *requirements],
+            f"workload.requirements: pip could not get wheels for the node image's Python "
+            f"(cp311, x86-64) for {', '.join(requirements)}",
+        )
+        (staging / "requirements.txt").write_text(text)
+    return house
+
+
 @contextlib.contextmanager
 def _replaced_when_done(house: Path) -> Iterator[Path]:
     """A staging directory beside `house` that replaces it when the block ends without
@@ -170,8 +214,44 @@ def _replaced_when_done(house: Path) -> Iterator[Path]:
 # -- the project itself -------------------------------------------------------------------
 
 
+def _installed() -> metadata.Distribution:
+    try:
+        return metadata.distribution(PROJECT)
+    except metadata.PackageNotFoundError:
+        raise ImageError(
+            f"{PROJECT} is neither a source checkout at {PROJECT_ROOT} nor an installed "
+            "distribution: install it with pip"
+        ) from None
+
+
+def installed_files() -> list[tuple[str, Path]]:
+    """(path in the wheel, file on disk) of the installed distribution: the package's
+    files and its metadata, without byte code and installer records."""
+    dist = _installed()
+    out: list[tuple[str, Path]] = []
+    for entry in dist.files or []:
+        rel = entry.as_posix()
+        parts = rel.split("/")
+        if any(part in SKIP_DIRS for part in parts) or rel.endswith(SKIP_SUFFIXES):
+            continue
+        top = parts[0]
+        if top.endswith(".dist-info"):
+            if parts[-1] in ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json"):
+                continue
+        elif top != "harness":
+            continue  # console scripts and anything outside the package
+        path = Path(str(dist.locate_file(entry)))
+        if path.is_file():
+            out.append((rel, path))
+    if not any(rel.startswith("harness/") for rel, _ in out):
+        raise ImageError(f"the installed {PROJECT} lists no files of the harness package")
+    return sorted(out)
+
+
 def source_files(root: Path = PROJECT_ROOT) -> list[Path]:
     """The files that make the project wheel (relative paths, sorted)."""
+    if not has_checkout(root):
+        return [Path(rel) for rel, _ in installed_files()]
     files: list[Path] = []
     for package in SOURCE_PACKAGES:
         for path in (root / package).rglob("*"):
@@ -188,6 +268,12 @@ def source_files(root: Path = PROJECT_ROOT) -> list[Path]:
 def source_hash(root: Path = PROJECT_ROOT) -> str:
     """sha256 over every source file's path and content (the thin layer's input)."""
     digest = hashlib.sha256()
+    if not has_checkout(root):
+        for name, path in installed_files():
+            data = path.read_bytes()
+            digest.update(f"{name}\0{len(data)}\0".encode())
+            digest.update(data)
+        return digest.hexdigest()
     for rel in source_files(root):
         data = (root / rel).read_bytes()
         digest.update(f"{rel.as_posix()}\0{len(data)}\0".encode())
@@ -228,6 +314,8 @@ def build_project_wheel(
 
     Offline: the build backend comes from the `build_tools` wheelhouse (--no-index).
     """
+    if not has_checkout(root):
+        return repack_installed_wheel(dest, progress)
     report(progress, "building the project wheel (pip wheel, offline)")
     with tempfile.TemporaryDirectory(prefix="leader-harness-src.") as tmp:
         src = Path(tmp) / "src"
@@ -250,3 +338,27 @@ def build_project_wheel(
         target = dest / wheels[0].name
         shutil.copy2(wheels[0], target)
         return target
+
+
+def repack_installed_wheel(dest: Path, progress: Progress = None) -> Path:
+    """The project wheel re-made from the installed distribution (no checkout): its
+    package files and metadata, with a fresh RECORD (PEP 427)."""
+    import base64
+    import zipfile
+
+    dist = _installed()
+    report(progress, f"packing the installed {PROJECT} {dist.version} as a wheel (no checkout)")
+    files = installed_files()
+    info = next(rel.split("/")[0] for rel, _ in files if ".dist-info/" in rel)
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / f"{PROJECT.replace('-', '_')}-{dist.version}-py3-none-any.whl"
+    records = []
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as wheel:
+        for rel, path in files:
+            data = path.read_bytes()
+            wheel.writestr(rel, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            records.append(f"{rel},sha256={digest.decode()},{len(data)}")
+        records.append(f"{info}/RECORD,,")
+        wheel.writestr(f"{info}/RECORD", "\n".join(records) + "\n")
+    return target

@@ -2,7 +2,7 @@
 
 Each server's HTTP API is on `<node address>:8500` (candidates use sessions and KV there),
 Raft RPC on 8300 and Serf on 8301/8302; DNS is off. Defaults suit fault injection, from
-what was measured (FACTS.md): `raft_multiplier: 1` (Consul's default of 5 makes a failover
+what was measured (docs/FACTS.md): `raft_multiplier: 1` (Consul's default of 5 makes a failover
 take 13 to 15 s) and autopilot's `cleanup_dead_servers: false` (left on, a partitioned
 server is dropped from the Raft configuration and a later fault finds no quorum).
 
@@ -16,6 +16,9 @@ Settings (`server:` in the run's YAML):
       key: harness/leader
       session_ttl_s: 10          # Consul's minimum
       lock_delay_s: 0            # Consul's own default is 15
+      serf_check: true           # Consul's default: the session dies with its node's
+                                 # serfHealth check, possibly before its TTL runs out;
+                                 # false: the TTL alone (what a TTL-timed guard assumes)
 
 The status probe reads each server's raft term (`/v1/agent/self`) around its leader
 (`/v1/status/leader`) and keeps the observation only if the term did not change between.
@@ -32,9 +35,11 @@ from typing import Any
 import httpx
 
 from harness.backends.base import Backend, Daemon, Node
-from harness.targets.base import CandidateSpec, MemberView
-from harness.targets.server import ServerTarget
+from harness.image.servers import SERVERS, ServerPackage
+from harness.targets.base import CandidateSpec, MemberView, Timing
+from harness.targets.server import ServerTarget, read_binary
 from harness.targets.settings import SettingsReader
+from harness.validation import deep_merge
 
 HTTP_PORT = 8500
 RAFT_PORT = 8300
@@ -42,25 +47,31 @@ VERSIONS = ("1.8.7",)
 PROBE_SLACK_NS = 500_000_000
 MS = 1_000_000
 LEADER_LEASE_MS = 500  # raft's LeaderLeaseTimeout before the multiplier
+ELECTION_TIMEOUT_MS = 1000  # raft's ElectionTimeout before the multiplier
 
 
 class ConsulTarget(ServerTarget):
     name = "consul"
     program = "consul"
+    server_packages: tuple[ServerPackage, ...] = (SERVERS["consul-1.8.7"],)
 
     def __init__(self, server: Mapping[str, Any] | None = None, source: str = "server") -> None:
         r = SettingsReader(server, source, "server.")
-        r.only(["version", "raft_multiplier", "cleanup_dead_servers", "extra_config", "lock"])
+        r.only(
+            ["version", "raft_multiplier", "cleanup_dead_servers", "extra_config", "lock",
+             "binary"]
+        )  # fmt: skip
         self.version = r.choice("version", VERSIONS[0], VERSIONS)
         self.raft_multiplier = r.integer("raft_multiplier", 1, 1, 10)
         self.cleanup_dead_servers = r.boolean("cleanup_dead_servers", False)
         self.extra_config = r.mapping("extra_config")
         lock = r.section("lock")
-        lock.only(["key", "session_ttl_s", "lock_delay_s"])
+        lock.only(["key", "session_ttl_s", "lock_delay_s", "serf_check"])
         self.key = lock.text("key", "harness/leader")
         self.session_ttl_s = lock.integer("session_ttl_s", 10, 10, 86_400)
         self.lock_delay_s = lock.number("lock_delay_s", 0, 0, 60)
-        super().__init__()
+        self.serf_check = lock.boolean("serf_check", True)
+        super().__init__(read_binary(r))
 
     @property
     def stale_grace_ns(self) -> int:
@@ -68,12 +79,29 @@ class ConsulTarget(ServerTarget):
         checked once per lease: up to two leases, plus the probe's own delay."""
         return 2 * LEADER_LEASE_MS * self.raft_multiplier * MS + PROBE_SLACK_NS
 
+    @property
+    def timing(self) -> Timing:
+        """An unrenewed session is invalidated after up to 2 x its TTL (docs/FACTS.md),
+        and the lock then stays blocked for the lock-delay."""
+        return Timing(
+            "consul",
+            ELECTION_TIMEOUT_MS * self.raft_multiplier / 1000,
+            float(self.session_ttl_s),
+            2.0 * self.session_ttl_s,
+            float(self.lock_delay_s),
+            lease_name="session",
+        )
+
     def setup(self, backend: Backend, nodes: Sequence[Node], run_dir: Path) -> None:
         super().setup(backend, nodes, run_dir)
         for node in nodes:
             base = run_dir / "nodes" / node.name
             (base / "consul-data").mkdir(parents=True, exist_ok=True)
-            (base / "consul.json").write_text(json.dumps(self.server_config(node), indent=2))
+            # nodes/<node>/ is writable by that node: the backend never writes through a
+            # planted link (atomic replace on the same host; a fresh file on ssh hosts)
+            backend.put_file(
+                node, base / "consul.json", json.dumps(self.server_config(node), indent=2).encode()
+            )
 
     def server_config(self, node: Node) -> dict[str, Any]:
         base = self._run_dir / "nodes" / node.name
@@ -82,7 +110,7 @@ class ConsulTarget(ServerTarget):
             "bootstrap_expect": len(self._nodes),
             "node_name": node.name,
             "datacenter": "dc1",
-            "data_dir": str(base / "consul-data"),
+            "data_dir": self._node_path(node, base / "consul-data"),
             "bind_addr": node.address,
             "advertise_addr": node.address,
             "client_addr": node.address,
@@ -96,10 +124,10 @@ class ConsulTarget(ServerTarget):
             "skip_leave_on_interrupt": True,
             "log_level": "INFO",
         }
-        return _merge(config, self.extra_config)
+        return deep_merge(config, self.extra_config)
 
     def start_member(self, node: Node) -> Daemon:
-        config = self._run_dir / "nodes" / node.name / "consul.json"
+        config = self._node_path(node, self._run_dir / "nodes" / node.name / "consul.json")
         return self._spawn(node, ["agent", f"-config-file={config}"])
 
     def candidate(self, node: Node) -> CandidateSpec:
@@ -109,7 +137,12 @@ class ConsulTarget(ServerTarget):
             # A session is renewed on the leader after the renewal was sent, so its
             # expiry is later than the candidate's deadline; the margin is for the write.
             {"lease_margin_ms": 200, "campaign_timeout_s": 5.0},
-            {"key": self.key, "ttl_s": self.session_ttl_s, "lock_delay_s": self.lock_delay_s},
+            {
+                "key": self.key,
+                "ttl_s": self.session_ttl_s,
+                "lock_delay_s": self.lock_delay_s,
+                "serf_check": self.serf_check,
+            },
         )
 
     # --- the status probe ------------------------------------------------------------
@@ -139,15 +172,3 @@ class ConsulTarget(ServerTarget):
         if leader is None:
             return None
         return MemberView(node.name, leader, after)
-
-
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """`extra` over `base`, mappings merged key by key (so `performance: {...}` can add a
-    key without dropping raft_multiplier)."""
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out

@@ -17,6 +17,7 @@ Settings (`server:` in the run's YAML):
     election_timeout_ms: 1000
     pre_vote: true
     extra_flags: []              # more etcd flags, passed as given
+    binary: /path/to/etcd        # your own etcd instead of Debian's (copied onto the nodes)
     election:                    # what the candidates use
       name: harness-leader
       lease_ttl_s: 2             # etcd raises a TTL below its minimum to the minimum
@@ -34,8 +35,9 @@ from typing import Any
 import httpx
 
 from harness.backends.base import Daemon, Node
-from harness.targets.base import CandidateSpec, MemberView
-from harness.targets.server import ServerTarget
+from harness.image.servers import SERVERS, ServerPackage
+from harness.targets.base import CandidateSpec, MemberView, Timing
+from harness.targets.server import ServerTarget, read_binary
 from harness.targets.settings import SettingsReader
 
 CLIENT_PORT = 2379
@@ -48,12 +50,13 @@ MS = 1_000_000
 class EtcdTarget(ServerTarget):
     name = "etcd"
     program = "etcd"
+    server_packages: tuple[ServerPackage, ...] = (SERVERS["etcd-3.5.16"], SERVERS["etcd-3.4.23"])
 
     def __init__(self, server: Mapping[str, Any] | None = None, source: str = "server") -> None:
         r = SettingsReader(server, source, "server.")
         r.only(
             ["version", "heartbeat_interval_ms", "election_timeout_ms", "pre_vote",
-             "extra_flags", "election"]
+             "extra_flags", "election", "binary"]
         )  # fmt: skip
         self.version = r.choice("version", VERSIONS[0], VERSIONS)
         self.heartbeat_ms = r.integer("heartbeat_interval_ms", 100, 1, 10_000)
@@ -71,7 +74,7 @@ class EtcdTarget(ServerTarget):
         election.only(["name", "lease_ttl_s"])
         self.election_name = election.text("name", "harness-leader")
         self.lease_ttl_s = election.integer("lease_ttl_s", 2, 1, 3600)
-        super().__init__()
+        super().__init__(read_binary(r))
         self._names: dict[str, str] = {}  # member id (decimal string) -> node name
         self._names_lock = threading.Lock()
         self._named: dict[str, tuple[str, int]] = {}  # node -> (leader, term) it last named
@@ -83,15 +86,23 @@ class EtcdTarget(ServerTarget):
         timeout: up to two election timeouts, plus the probe's own delay."""
         return 2 * self.election_timeout_ms * MS + PROBE_SLACK_NS
 
+    @property
+    def timing(self) -> Timing:
+        """The leader revokes an unrenewed lease when its TTL runs out; etcd raises a TTL
+        below its minimum (1.5 election timeouts) to that minimum."""
+        ttl_s = max(float(self.lease_ttl_s), 1.5 * self.election_timeout_ms / 1000)
+        return Timing("etcd", self.election_timeout_ms / 1000, ttl_s, ttl_s)
+
     def start_member(self, node: Node) -> Daemon:
         data_dir = self._run_dir / "nodes" / node.name / "etcd-data"
-        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        # Made here (0700, as etcd wants it) so a backend can hand it to the node's user.
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         cluster = ",".join(f"{n.name}=http://{n.address}:{PEER_PORT}" for n in self._nodes)
         peer = f"http://{node.address}:{PEER_PORT}"
         client = f"http://{node.address}:{CLIENT_PORT}"
         args = [
             "--name", node.name,
-            "--data-dir", str(data_dir),
+            "--data-dir", self._node_path(node, data_dir),
             "--listen-peer-urls", peer,
             "--initial-advertise-peer-urls", peer,
             "--listen-client-urls", client,

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from harness.errors import HarnessError
 
-class ClientError(RuntimeError):
+
+class ClientError(HarnessError, RuntimeError):
     """The system did not answer, or answered something unusable: outcome unknown."""
 
 

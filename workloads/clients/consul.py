@@ -19,7 +19,7 @@ import consul
 import httpx
 import requests
 
-from workloads.clients.base import ClientError, Grant, LeaseState, Renewer
+from harness.workloads.clients.base import ClientError, Grant, LeaseState, Renewer
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -67,7 +67,10 @@ def _consul_call(what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
 class ConsulClient:
     """An `ElectionClient` for Consul 1.8: `key` is the lock key, `ttl_s` the session TTL
     (Consul's default minimum is 10 s; lower needs the server's `session_ttl_min`),
-    `lock_delay_s` the session's lock-delay (Consul's own default is 15 s; 0 here)."""
+    `lock_delay_s` the session's lock-delay (Consul's own default is 15 s; 0 here),
+    `serf_check` whether the session is tied to its node's `serfHealth` check (Consul's
+    default: the session is invalidated as soon as the node is seen failed, before its TTL
+    runs out) or lives by its TTL alone (no health checks)."""
 
     def __init__(
         self,
@@ -78,6 +81,7 @@ class ConsulClient:
         key: str = "harness/leader",
         ttl_s: float = 10,
         lock_delay_s: float = 0,
+        serf_check: bool = True,
     ) -> None:
         if ttl_s <= 0 or lock_delay_s < 0:
             raise ValueError(f"need ttl_s > 0 and lock_delay_s >= 0, got {ttl_s}, {lock_delay_s}")
@@ -87,6 +91,7 @@ class ConsulClient:
         self._key = key.lstrip("/")
         self._ttl_s = ttl_s
         self._lock_delay_s = lock_delay_s
+        self._serf_check = serf_check
 
         def api() -> consul.Consul:
             return consul.Consul(
@@ -112,7 +117,7 @@ class ConsulClient:
 
     def _create_session(self) -> str:
         sent = time.monotonic_ns()
-        if self._ttl_s >= 10 and float(self._ttl_s).is_integer():
+        if self._ttl_s >= 10 and float(self._ttl_s).is_integer() and self._serf_check:
             session_id = _consul_call(
                 "session create",
                 self._api.session.create,
@@ -123,7 +128,8 @@ class ConsulClient:
             )
         else:
             # py-consul asserts TTL >= 10 s (Consul's default session_ttl_min); a server
-            # configured lower accepts shorter TTLs, so ask it directly.
+            # configured lower accepts shorter TTLs, so ask it directly. Also the way to
+            # say "no health checks": both lists present and empty.
             session_id = self._create_session_raw()
         if not isinstance(session_id, str) or not session_id:
             raise ClientError(f"session create answered without an ID: {session_id!r}")
@@ -138,12 +144,15 @@ class ConsulClient:
         return session_id
 
     def _create_session_raw(self) -> str:
-        body = {
+        body: dict[str, Any] = {
             "Name": self._client_id,
             "LockDelay": f"{_seconds(self._lock_delay_s)}s",
             "Behavior": "release",
             "TTL": f"{_seconds(self._ttl_s)}s",
         }
+        if not self._serf_check:
+            body["Checks"] = []
+            body["NodeChecks"] = []
         try:
             response = self._http.put("/v1/session/create", json=body)
             response.raise_for_status()

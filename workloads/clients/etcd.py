@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from workloads.clients.base import ClientError, Grant, LeaseState, Renewer
+from harness.workloads.clients.base import ClientError, Grant, LeaseState, Renewer
 
 S = 1_000_000_000
 

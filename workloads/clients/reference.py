@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from workloads.clients.base import ClientError, Grant, LeaseState
+from harness.workloads.clients.base import ClientError, Grant, LeaseState
 
 
 class ReferenceClient:
