@@ -4,7 +4,17 @@ A run gets an internal bridge network `lh-<id>` on a free 10.213.X.0/24 (the bri
 Docker gives the gateway address 10.213.X.1 before any container exists, is the harness's
 host address) and, per node, a container `lh-<id>-<node>` from the node image, with only
 CAP_NET_ADMIN (iptables for partitions), never privileged. The run directory is bind-mounted
-at its own path, so configuration, clock files, histories and node logs are shared files.
+read-only at its own path, and only what nodes write is mounted read-write on top of it:
+`logs/`, `history/` and the node's own `nodes/<node>/`. So a node can never plant a link
+where the host writes (results.json, history.jsonl, report.html).
+
+Daemons (members, candidates) run as an unprivileged user (NODE_USER); the directories
+they write (`logs/`, `history/`, the data directories in `nodes/<node>/`) are handed to
+that user, without following links, just before each start. `nodes/<node>/` itself stays
+root's: the clock control files there are written by the harness and only read by nodes.
+Only `docker exec` commands from the harness (iptables, `ss -K`, clock files) run as the
+container's root, because iptables needs CAP_NET_ADMIN, which an unprivileged user in a
+container cannot hold.
 
 Commands run through `docker exec`; daemons are detached execs whose output goes to their
 log file in the run directory. Signals (pause, kill) go to a daemon's host pid, as
@@ -29,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 
@@ -39,8 +49,13 @@ from harness.backends.base import (
     BackendUnavailable,
     Node,
     RunResult,
+    SameHost,
     undone_on_failure,
 )
+from harness.wait import WaitTimeout, wait_until
+
+if TYPE_CHECKING:
+    from harness.image.servers import ServerPackage
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +67,10 @@ NODE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
 }
+# nobody:nogroup: the image's unprivileged user, and on the host an id that owns nothing.
+NODE_UID = NODE_GID = 65534
+NODE_USER = f"{NODE_UID}:{NODE_GID}"
+NODE_WRITABLE = ("logs", "history")  # plus nodes/<node>/, per node
 PING_TIMEOUT_S = 3.0
 _TIMED_OUT = 137  # `timeout -s KILL` exit status
 NETWORK_REMOVE_TRIES = 25
@@ -82,24 +101,48 @@ def daemon_answers() -> bool:
     return True
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace (the inode of /proc/self/ns/pid), "" if unknown."""
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return ""
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _owner_label() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{nx.proc_start_time(os.getpid())}"
+    """host:pid:starttime:pidns:bootid. A pid and its start time name a process only
+    within one PID namespace and one boot: two harnesses in different containers (a CI
+    job sharing the Docker socket) can have the same host name, pid and start time."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{nx.proc_start_time(pid)}:{_pid_namespace()}:{_boot_id()}"
 
 
 def _owner_alive(label: str) -> bool:
-    """Whether the harness process named by an owner label still runs (on this host).
-
-    Objects of another host's harness (a shared daemon) are never judged dead here."""
-    host, _, rest = label.partition(":")
-    pid_text, _, start_text = rest.partition(":")
-    if host != socket.gethostname():
+    """Whether the harness that owns a run may still be running: False only when this
+    process can tell for sure that it is gone (same host, PID namespace and boot, and no
+    process with that pid and start time). A label that cannot be read (an older format,
+    a non-numeric field, another host's or namespace's harness) is foreign: kept."""
+    fields = label.split(":")
+    if len(fields) not in (3, 5) or fields[0] != socket.gethostname():
         return True
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    start = None if start_text in ("", "None") else int(start_text)
-    return nx.same_process(pid, start)
+    if len(fields) == 5:
+        pidns, boot = fields[3], fields[4]
+        if not pidns or pidns != _pid_namespace() or not boot or boot != _boot_id():
+            return True  # its pids are not ours to look up
+    # else: a label of an older harness (host:pid:start): judged as before, if readable
+    pid_text, start_text = fields[1], fields[2]
+    if not (pid_text.isascii() and pid_text.isdigit()):
+        return True
+    if not (start_text.isascii() and start_text.isdigit()):
+        return True
+    return nx.same_process(int(pid_text), int(start_text))
 
 
 class DockerDaemon:
@@ -147,10 +190,15 @@ class DockerDaemon:
             raise BackendError(f"daemon {self.name} on {self.node.name}: {exc}") from exc
 
     def _wait(self, timeout: float) -> int | None:
-        deadline = time.monotonic() + timeout
-        while (status := self.poll()) is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return status
+        """The exit status once the daemon has ended, None if it still runs after `timeout`."""
+        with contextlib.suppress(WaitTimeout):
+            wait_until(
+                lambda: self.poll() is not None,
+                timeout,
+                f"daemon {self.name} on {self.node.name} to exit",
+                interval=0.02,
+            )
+        return self.poll()
 
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGCONT (it may be paused), SIGTERM, then SIGKILL after `timeout`."""
@@ -169,14 +217,21 @@ class DockerDaemon:
         return f"DockerDaemon({self.name!r}, node={self.node.name!r}, pid={self.pid})"
 
 
-class DockerBackend:
+class DockerBackend(SameHost):
     """Nodes as containers on a Docker network of the run's own.
 
-    `image` defaults to the node image (`harness.image`), built on first use if missing
-    or stale; `progress` receives one line per image build step.
+    `image` defaults to the run's own image (`harness.image.build.ensure_run_image`): the
+    node image plus a layer with the target's `servers` and one with the program's
+    `requirements`, each built on first use and cached by the hash of its inputs;
+    `progress` receives one line per image build step.
     """
 
     name = "docker"
+    # Containers share the host's kernel clock and bind-mount the run directory; the
+    # run image carries server trees and packages installed with their dependencies.
+    offers: frozenset[str] = frozenset(
+        {"shared-clock", "shared-files", "server-trees", "server-deps"}
+    )
 
     def __init__(
         self,
@@ -185,6 +240,8 @@ class DockerBackend:
         *,
         image: str | None = None,
         progress: Callable[[str], None] | None = None,
+        servers: Sequence[ServerPackage] = (),
+        requirements: Sequence[str] = (),
     ) -> None:
         del state_dir  # labels on the daemon's objects are this backend's state
         from harness.image.build import IMAGE_PYTHON
@@ -195,8 +252,9 @@ class DockerBackend:
         self.host_address = ""
         self.short_id = ""
         self.nodes: list[Node] = []
-        self.timings: dict[str, float] = {}
         self.image = image
+        self.servers = tuple(servers)
+        self.requirements = tuple(requirements)
         self._progress = progress
         self._owner = _owner_label()
         self._containers: dict[str, str] = {}  # node name -> container id
@@ -204,6 +262,7 @@ class DockerBackend:
         self._lock = threading.RLock()
         self._provisioned = False
         self._torn_down = False
+        self._shared: Path | None = None
 
     def api(self) -> Any:
         """A low-level docker API client for the calling thread (requests sessions are not
@@ -225,16 +284,14 @@ class DockerBackend:
                 raise BackendError("docker backend: provision may be called once per backend")
             self._provisioned = True
             nx.validate_node_names(names)
-            t0 = time.monotonic()
             with undone_on_failure("docker", self.teardown):
                 if self.image is None:
-                    from harness.image.build import ensure_image
+                    from harness.image.build import ensure_run_image
 
-                    self.image = ensure_image(self._progress)
+                    self.image = ensure_run_image(self.servers, self.requirements, self._progress)
                 with nx.host_lock():
                     self._create_network()
                 self._create_containers(names, shared_dir)
-            self.timings["provision"] = time.monotonic() - t0
             return list(self.nodes)
 
     def _create_network(self) -> None:
@@ -263,14 +320,33 @@ class DockerBackend:
         )
         self.host_address = gateway
 
+    def _node_binds(self, node_name: str) -> dict[str, dict[str, str]]:
+        """The run directory read-only, and read-write only what this node writes."""
+        if self._shared is None:
+            return {}
+        shared = self._shared
+        binds = {str(shared): {"bind": str(shared), "mode": "ro"}}
+        for sub in (*NODE_WRITABLE, f"nodes/{node_name}"):
+            path = shared / sub
+            path.mkdir(parents=True, exist_ok=True)
+            binds[str(path)] = {"bind": str(path), "mode": "rw"}
+        return binds
+
+    def _hand_over(self, node: Node) -> None:
+        """Let NODE_USER write in `logs/` and `history/` (group, sticky) and give it the data
+        directories the target made in the node's `nodes/<node>/`."""
+        if self._shared is None:
+            return
+        for sub in NODE_WRITABLE:
+            _chown_dir(self._shared / sub, subdirs=False)
+        _chown_dir(self._shared / "nodes" / node.name, subdirs=True)
+
     def _create_containers(self, names: Sequence[str], shared_dir: Path | None) -> None:
-        volumes = {}
-        if shared_dir is not None:
-            shared = str(Path(shared_dir).resolve())
-            volumes[shared] = {"bind": shared, "mode": "rw"}
+        self._shared = None if shared_dir is None else Path(shared_dir).resolve()
         index = int(self.host_address.split(".")[2])
         nodes: list[Node] = []
         for i, node_name in enumerate(names):
+            volumes = self._node_binds(node_name)
             address = f"10.213.{index}.{nx.FIRST_NODE_HOST + i}"
             container = self._client.api.create_container(
                 self.image,
@@ -296,9 +372,7 @@ class DockerBackend:
             )
             cid = container["Id"]
             self._containers[node_name] = cid
-            nodes.append(
-                Node(node_name, address, cid, {"container": f"lh-{self.short_id}-{node_name}"})
-            )
+            nodes.append(Node(node_name, address, cid))
         for node in nodes:
             try:
                 self._client.api.start(node.handle)
@@ -306,12 +380,21 @@ class DockerBackend:
                 raise BackendError(f"docker backend: starting {node.name}: {exc}") from exc
         self.nodes = nodes
 
-    def server_root(self, package: str) -> str:
-        from harness.image.servers import IMAGE_SERVERS_ROOT, SERVERS
+    def server_root(self, package: ServerPackage) -> str:
+        """Where the run image has `package`: only the packages this backend was made
+        with are in it (the runner passes the target's `run_packages`)."""
+        if package not in self.servers:
+            have = ", ".join(p.name for p in self.servers) or "none"
+            raise BackendError(
+                f"docker backend: the run image has no server {package.name!r} (it has {have})"
+            )
+        return package.image_root
 
-        if package not in SERVERS:
-            raise BackendError(f"docker backend: the node image has no server {package!r}")
-        return f"{IMAGE_SERVERS_ROOT}/{package}"
+    def requirements_path(self) -> str | None:
+        """The run image's requirements layer, on the programs' PYTHONPATH."""
+        from harness.image.build import IMAGE_REQUIREMENTS
+
+        return IMAGE_REQUIREMENTS if self.requirements else None
 
     # ------------------------------------------------------------------ commands
 
@@ -366,6 +449,7 @@ class DockerBackend:
             cid = self._container(node)
             log_path = Path(log_path)
             log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._hand_over(node)
             api = self.api()
             # The shell only redirects and then becomes the program: the exec's pid is
             # the daemon itself, which is what a pause must stop.
@@ -376,6 +460,7 @@ class DockerBackend:
                     ["sh", "-c", script, str(log_path.resolve()), *argv],
                     environment=dict(env or {}),
                     stdin=False,
+                    user=NODE_USER,  # never root: see the module docstring
                 )["Id"]
                 api.exec_start(exec_id, detach=True)
                 pid = self._exec_pid(exec_id)
@@ -388,17 +473,17 @@ class DockerBackend:
             return DockerDaemon(self, node, name, exec_id, pid)
 
     def _exec_pid(self, exec_id: str, timeout: float = 5.0) -> int:
-        deadline = time.monotonic() + timeout
-        while True:
-            info = self.api().exec_inspect(exec_id)
-            if info.get("Pid"):
-                return int(info["Pid"])
-            if not info.get("Running") and info.get("ExitCode") is not None:
-                # Ended before we looked: keep a daemon whose poll() reports the status.
-                return 0
-            if time.monotonic() >= deadline:
-                raise BackendError(f"docker backend: exec {exec_id[:12]} never got a pid")
-            time.sleep(0.01)
+        def settled() -> dict[str, Any] | None:
+            info: dict[str, Any] = self.api().exec_inspect(exec_id)
+            ended = not info.get("Running") and info.get("ExitCode") is not None
+            return info if info.get("Pid") or ended else None
+
+        try:
+            info = wait_until(settled, timeout, f"exec {exec_id[:12]} to get a pid")
+        except WaitTimeout as exc:
+            raise BackendError(f"docker backend: {exc}") from exc
+        # Pid 0: it ended before we looked; the daemon's poll() reports the status.
+        return int(info.get("Pid") or 0)
 
     # ------------------------------------------------------------------ teardown
 
@@ -407,25 +492,54 @@ class DockerBackend:
         with self._lock:
             if self._torn_down:
                 return
-            t0 = time.monotonic()
             errors = _remove_labelled(self._client, {LABEL_RUN: self.run_id}, [])
             with nx.host_lock():
                 nx.maybe_remove_guard_route(nx.DEFAULT_STATE_DIR)
             self._torn_down = True
-            self.timings["teardown"] = time.monotonic() - t0
             if errors:
                 raise BackendError(
                     f"docker backend: teardown of run {self.run_id} left: " + "; ".join(errors)
                 )
-
-    def close(self) -> None:
-        self._client.close()
 
     def __enter__(self) -> DockerBackend:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.teardown()
+
+
+def _chown_dir(path: Path, *, subdirs: bool) -> None:
+    """Open `path` to NODE_USER's group (sticky), or with `subdirs` hand the root-owned
+    directories directly in it to NODE_USER.
+
+    Opened with O_NOFOLLOW and changed through the descriptor: a link a node planted is
+    never followed, so nothing outside the run directory changes owner."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise BackendError(f"docker backend: cannot hand {path} to the node user: {exc}") from exc
+    try:
+        if not subdirs:
+            # Shared with the harness's own files (history/runner.jsonl): the node's group
+            # may add files, and the sticky bit keeps it from removing or renaming the
+            # harness's (root stays the owner; the kernel's protected_symlinks then also
+            # refuses to let root follow a node's link there).
+            os.fchown(fd, -1, NODE_GID)
+            os.fchmod(fd, 0o1775)
+            return
+        for name in os.listdir(fd):
+            try:
+                sub = os.open(name, flags, dir_fd=fd)
+            except OSError:
+                continue  # a file or a link: files are the node's own or read-only config
+            try:
+                if os.fstat(sub).st_uid == 0:
+                    os.fchown(sub, NODE_UID, NODE_GID)
+            finally:
+                os.close(sub)
+    finally:
+        os.close(fd)
 
 
 def _docker_subnet_indexes(client: Any) -> set[int]:

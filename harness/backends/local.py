@@ -24,9 +24,9 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.backends import netns as nx
 from harness.backends.base import (
@@ -34,8 +34,14 @@ from harness.backends.base import (
     BackendUnavailable,
     Node,
     RunResult,
+    SameHost,
     undone_on_failure,
 )
+from harness.safefile import open_append
+from harness.wait import WaitTimeout, wait_until
+
+if TYPE_CHECKING:
+    from harness.image.servers import ServerPackage
 
 log = logging.getLogger(__name__)
 
@@ -141,30 +147,32 @@ class LocalDaemon:
 
     def _wait_exited(self, timeout: float) -> bool:
         """Wait until the daemon has exited, without reaping it (WNOWAIT)."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def exited() -> bool:
             try:
                 info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
                 return True  # already reaped elsewhere
-            if info is not None:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
+            return info is not None
+
+        try:
+            return wait_until(exited, timeout, f"daemon {self.name} to exit")
+        except WaitTimeout:
+            return False
 
     def __repr__(self) -> str:
         return f"LocalDaemon({self.name!r}, node={self.node.name!r}, pid={self.pid})"
 
 
-class LocalBackend:
+class LocalBackend(SameHost):
     """Nodes as network namespaces on this machine, joined by a bridge of their own.
 
-    `host_address` is "" until `provision` has chosen the run's /24. `timings` holds the
-    seconds `provision` and `teardown` took.
+    `host_address` is "" until `provision` has chosen the run's /24.
     """
 
     name = "local"
+    # Namespaces on this machine: its clock and files; server trees unpacked on the host.
+    offers: frozenset[str] = frozenset({"shared-clock", "shared-files", "server-trees"})
     # Nodes share this machine's file system, so they run the harness's own interpreter.
     python = sys.executable
 
@@ -175,7 +183,6 @@ class LocalBackend:
         self.host_address = ""
         self.short_id = ""
         self.nodes: list[Node] = []
-        self.timings: dict[str, float] = {}
         self._names: nx.RunNames | None = None
         self._state: nx.RunState | None = None
         self._daemons: dict[int, LocalDaemon] = {}
@@ -190,7 +197,6 @@ class LocalBackend:
             if self._state is not None or self._torn_down:
                 raise BackendError("local backend: provision may be called once per backend")
             nx.validate_node_names(names)
-            t0 = time.monotonic()
             # Half-built runs are undone by the recorded names (after the lock is released),
             # and the original error is what the caller sees. The lock is held through
             # creation, not just allocation: a concurrent teardown that decides whether the
@@ -199,7 +205,6 @@ class LocalBackend:
             with undone_on_failure("local", self.teardown), nx.host_lock():
                 self._allocate(names)
                 self._create()
-            self.timings["provision"] = time.monotonic() - t0
             return list(self.nodes)
 
     def _allocate(self, node_names: Sequence[str]) -> None:
@@ -231,6 +236,7 @@ class LocalBackend:
         self._names = names
         self.short_id = sid
         self._state = nx.RunState.for_names(self.run_id, names)
+        nx.register_state_dir(self.state_dir)
         nx.write_state(self.state_dir, self._state)
 
     def _create(self) -> None:
@@ -249,15 +255,7 @@ class LocalBackend:
         for n in names.nodes:
             self._create_node(n, names, prefix)
         self.host_address = names.host_address
-        self.nodes = [
-            Node(
-                name=n.node,
-                address=n.address,
-                handle=n.netns,
-                extra={"netns": n.netns, "veth": n.veth, "bridge": names.bridge},
-            )
-            for n in names.nodes
-        ]
+        self.nodes = [Node(name=n.node, address=n.address, handle=n.netns) for n in names.nodes]
 
     def _create_node(self, n: nx.NodeNames, names: nx.RunNames, prefix: str) -> None:
         nx.sh(["ip", "netns", "add", n.netns])
@@ -274,14 +272,18 @@ class LocalBackend:
         nx.sh([*ns, "link", "set", "eth0", "up"])
         nx.sh([*ns, "route", "add", "default", "via", names.host_address])
 
-    def server_root(self, package: str) -> str:
+    def server_root(self, package: ServerPackage) -> str:
         """Namespaces share this machine's files: the package is unpacked on the host
-        (fetched from Debian's archive on first use, then cached)."""
-        from harness.image.servers import SERVERS, ensure_servers
+        (fetched from Debian's archive on first use, then cached). A package that needs
+        its dependencies installed would change the host itself: refused."""
+        from harness.image.servers import ensure_servers
 
-        if package not in SERVERS:
-            raise BackendError(f"local backend: no server package {package!r}")
-        return str(ensure_servers()[package])
+        if package.resolve_deps:
+            raise BackendError(
+                f"local backend: {package.name} needs its Debian dependencies installed, "
+                "which this backend does not do on the host (use the docker backend)"
+            )
+        return str(ensure_servers(packages=[package])[package.name])
 
     # ------------------------------------------------------------------ commands
 
@@ -341,7 +343,8 @@ class LocalBackend:
                 full_env.update(env)
             log_path = Path(log_path)
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "ab") as logf:
+            # The one way the harness opens a run directory's files: never through a link.
+            with os.fdopen(open_append(log_path), "ab") as logf:
                 popen = subprocess.Popen(
                     ["ip", "netns", "exec", ns, *argv],
                     stdin=subprocess.DEVNULL,
@@ -380,7 +383,6 @@ class LocalBackend:
         with self._lock:
             if self._torn_down:
                 return
-            t0 = time.monotonic()
             for daemon in list(self._daemons.values()):
                 daemon.kill()
             if self._state is None:
@@ -395,7 +397,6 @@ class LocalBackend:
                 nx.state_path(self.state_dir, self.short_id).unlink(missing_ok=True)
                 nx.maybe_remove_guard_route(self.state_dir)
             self._torn_down = True
-            self.timings["teardown"] = time.monotonic() - t0
 
     def __enter__(self) -> LocalBackend:
         return self
@@ -414,11 +415,13 @@ def clean_leftovers(state_dir: Path | str = nx.DEFAULT_STATE_DIR) -> list[str]:
     """Remove what crashed runs left behind; returns one line per thing removed.
 
     Only runs whose owner process is gone (pid and start time no longer match) are
-    touched, and only the exact names and processes their state files record.
+    touched, and only the exact names and processes their state files record; then
+    objects named like this backend's that no state file on this host records (a run
+    killed between creating and recording, see `netns.orphan_states`).
     """
     state_dir = Path(state_dir)
-    if not state_dir.is_dir() or not any(state_dir.glob("*.json")):
-        return []
+    if not nx.STATE_DIRS_PATH.exists() and not any(state_dir.glob("*.json")):
+        return []  # no run has used this host's namespaces since boot
     removed: list[str] = []
     with nx.host_lock():
         for path, state in nx.read_states(state_dir):
@@ -434,6 +437,11 @@ def clean_leftovers(state_dir: Path | str = nx.DEFAULT_STATE_DIR) -> list[str]:
                 continue
             path.unlink(missing_ok=True)
             removed.append(f"run {state.short_id}: removed state file {path}")
+        for orphan in nx.orphan_states(state_dir):
+            done, errors = nx.remove_recorded(orphan)
+            removed += [f"{line} (unrecorded)" for line in done]
+            if errors:
+                log.warning("unrecorded objects of run %s not removed: %s", orphan.short_id, errors)
         guard = nx.maybe_remove_guard_route(state_dir)
         if guard:
             removed.append(guard)

@@ -17,12 +17,13 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from harness.backends.base import BackendError, RunResult
+from harness.wait import WaitTimeout, wait_until
 
 # The only addresses the local backend ever uses. A host-wide `unreachable` route for the
 # whole range makes any addressing mistake fail locally instead of leaving the machine.
@@ -34,6 +35,10 @@ LOCK_PATH = Path("/run/leader-harness/local.lock")
 # Present while the guard route was added by this harness (and not by an administrator),
 # so the last run to tear down removes only a route that the harness itself added.
 GUARD_MARKER = Path("/run/leader-harness/local-guard-route")
+# Every state directory a run on this host has used, one per line. Clean-up reads all of
+# them to tell a live run's objects from orphans (objects whose state file is gone):
+# tests and users may pass their own state directory.
+STATE_DIRS_PATH = Path("/run/leader-harness/local-state-dirs")
 
 STATE_VERSION = 1
 IFNAMSIZ = 15  # Linux interface names: at most 15 characters
@@ -41,6 +46,9 @@ FIRST_NODE_HOST = 11  # nodes get .11, .12, ...; the host (bridge) gets .1
 COMMENT_PREFIX = "leader-harness local run "
 
 _SHORT_ID = re.compile(r"^[0-9a-f]{6}$")
+# Names this backend makes (make_names), with the short id as group 1.
+_OWN_NETNS = re.compile(r"^lh-([0-9a-f]{6})-[A-Za-z0-9_-]+$")
+_OWN_LINK = re.compile(r"^lh(?:b([0-9a-f]{6})|([0-9a-f]{6})n[0-9]{1,3})$")
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 
 
@@ -227,79 +235,19 @@ class RunState:
         Validation matters because these names are later passed to deletion commands:
         a name that does not look like one this backend makes is refused, never used.
         """
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ValueError("top level must be an object")
-        if data.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported version {data.get('version')!r}")
-
-        def get(key: str, typ: type) -> object:
-            if key not in data:
-                raise ValueError(f"missing key {key!r}")
-            value = data[key]
-            if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-                raise ValueError(f"{key!r} must be {typ.__name__}, got {value!r}")
-            return value
-
-        short_id = str(get("short_id", str))
-        try:
-            validate_short_id(short_id)
-        except ValueError as exc:
-            raise ValueError(str(exc)) from exc
-        subnet = str(get("subnet", str))
-        try:
-            net = ipaddress.IPv4Network(subnet)
-        except ValueError as exc:
-            raise ValueError(f"bad subnet {subnet!r}") from exc
-        if not (net.prefixlen == 24 and net.subnet_of(TEST_NETWORK)):
-            raise ValueError(f"subnet {subnet!r} is not a /24 of {TEST_NETWORK}")
-        bridge = str(get("bridge", str))
-        if bridge != f"lhb{short_id}":
-            raise ValueError(f"bridge {bridge!r} is not this run's bridge")
-        netns = _str_list(get("netns", list), "netns")
-        for ns in netns:
-            if not (ns.startswith(f"lh-{short_id}-") and _NODE_NAME.match(ns[10:])):
-                raise ValueError(f"netns {ns!r} is not one of this run's namespaces")
-        veths = _str_list(get("veths", list), "veths")
-        for veth in veths:
-            if not re.fullmatch(rf"lh{short_id}n[0-9]{{1,3}}", veth):
-                raise ValueError(f"veth {veth!r} is not one of this run's interfaces")
-        rules_raw = get("forward_rules", list)
-        assert isinstance(rules_raw, list)
-        rules = [_str_list(r, "forward_rules[]") for r in rules_raw]
-        for rule in rules:
-            # A rule is deleted by exact match; insisting on our comment and bridge means a
-            # tampered file cannot make us delete somebody else's rule.
-            if f"{COMMENT_PREFIX}{short_id}" not in rule or bridge not in rule:
-                raise ValueError(f"forward rule {rule!r} does not name this run")
-        daemons_raw = get("daemons", list)
-        assert isinstance(daemons_raw, list)
-        daemons = []
-        for d in daemons_raw:
-            if not isinstance(d, dict):
-                raise ValueError(f"daemon entry {d!r} must be an object")
-            try:
-                rec = DaemonRecord(
-                    pid=int(d["pid"]),
-                    start_time=int(d["start_time"]),
-                    name=str(d["name"]),
-                    node=str(d["node"]),
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"bad daemon entry {d!r}") from exc
-            if rec.pid <= 1:
-                raise ValueError(f"bad daemon pid {rec.pid}")
-            daemons.append(rec)
-        owner_pid = int(get("owner_pid", int))  # type: ignore[call-overload]
-        owner_start = int(get("owner_start_time", int))  # type: ignore[call-overload]
+        fields = _Fields(_state_object(text))
+        short_id = validate_short_id(fields.get("short_id", str))
+        subnet = _checked_subnet(fields.get("subnet", str))
+        bridge = _checked_bridge(fields.get("bridge", str), short_id)
+        netns = _checked_netns(_str_list(fields.get("netns", list), "netns"), short_id)
+        veths = _checked_veths(_str_list(fields.get("veths", list), "veths"), short_id)
+        rules = _checked_rules(fields.get("forward_rules", list), short_id, bridge)
+        daemons = _checked_daemons(fields.get("daemons", list))
         return cls(
-            run_id=str(get("run_id", str)),
+            run_id=fields.get("run_id", str),
             short_id=short_id,
-            owner_pid=owner_pid,
-            owner_start_time=owner_start,
+            owner_pid=fields.get("owner_pid", int),
+            owner_start_time=fields.get("owner_start_time", int),
             subnet=subnet,
             bridge=bridge,
             netns=netns,
@@ -310,6 +258,97 @@ class RunState:
 
     def owner_alive(self) -> bool:
         return same_process(self.owner_pid, self.owner_start_time)
+
+
+T = TypeVar("T")
+
+
+def _state_object(text: str) -> dict[str, Any]:
+    """The state file's top-level object, of the version this code writes."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("top level must be an object")
+    if data.get("version") != STATE_VERSION:
+        raise ValueError(f"unsupported version {data.get('version')!r}")
+    return data
+
+
+class _Fields:
+    """Typed access to a state object's keys: missing or mistyped keys are errors."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def get(self, key: str, typ: type[T]) -> T:
+        if key not in self._data:
+            raise ValueError(f"missing key {key!r}")
+        value = self._data[key]
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise ValueError(f"{key!r} must be {typ.__name__}, got {value!r}")
+        return value
+
+
+def _checked_subnet(subnet: str) -> str:
+    try:
+        net = ipaddress.IPv4Network(subnet)
+    except ValueError as exc:
+        raise ValueError(f"bad subnet {subnet!r}") from exc
+    if not (net.prefixlen == 24 and net.subnet_of(TEST_NETWORK)):
+        raise ValueError(f"subnet {subnet!r} is not a /24 of {TEST_NETWORK}")
+    return subnet
+
+
+def _checked_bridge(bridge: str, short_id: str) -> str:
+    if bridge != f"lhb{short_id}":
+        raise ValueError(f"bridge {bridge!r} is not this run's bridge")
+    return bridge
+
+
+def _checked_netns(netns: list[str], short_id: str) -> list[str]:
+    for ns in netns:
+        if not (ns.startswith(f"lh-{short_id}-") and _NODE_NAME.match(ns[10:])):
+            raise ValueError(f"netns {ns!r} is not one of this run's namespaces")
+    return netns
+
+
+def _checked_veths(veths: list[str], short_id: str) -> list[str]:
+    for veth in veths:
+        if not re.fullmatch(rf"lh{short_id}n[0-9]{{1,3}}", veth):
+            raise ValueError(f"veth {veth!r} is not one of this run's interfaces")
+    return veths
+
+
+def _checked_rules(raw: list[Any], short_id: str, bridge: str) -> list[list[str]]:
+    rules = [_str_list(r, "forward_rules[]") for r in raw]
+    for rule in rules:
+        # A rule is deleted by exact match; insisting on our comment and bridge means a
+        # tampered file cannot make us delete somebody else's rule.
+        if f"{COMMENT_PREFIX}{short_id}" not in rule or bridge not in rule:
+            raise ValueError(f"forward rule {rule!r} does not name this run")
+    return rules
+
+
+def _checked_daemons(raw: list[Any]) -> list[DaemonRecord]:
+    daemons = []
+    for d in raw:
+        if not isinstance(d, dict):
+            raise ValueError(f"daemon entry {d!r} must be an object")
+        try:
+            rec = DaemonRecord(
+                pid=int(d["pid"]),
+                start_time=int(d["start_time"]),
+                name=str(d["name"]),
+                node=str(d["node"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad daemon entry {d!r}") from exc
+        if rec.pid <= 1:
+            raise ValueError(f"bad daemon pid {rec.pid}")
+        daemons.append(rec)
+    return daemons
 
 
 def _str_list(value: object, what: str) -> list[str]:
@@ -329,6 +368,24 @@ def write_state(state_dir: Path, state: RunState) -> None:
     tmp = final.with_name(f"{final.name}.{os.getpid()}.tmp")
     tmp.write_text(state.to_json())
     os.replace(tmp, final)
+
+
+def register_state_dir(state_dir: Path) -> None:
+    """Remember `state_dir` host-wide (see STATE_DIRS_PATH). Call with `host_lock` held."""
+    resolved = str(state_dir.resolve())
+    if "\n" in resolved:
+        raise BackendError(f"local backend: state directory {resolved!r} has a newline")
+    if resolved not in known_state_dirs():
+        STATE_DIRS_PATH.parent.mkdir(parents=True, exist_ok=True)
+        with open(STATE_DIRS_PATH, "a") as f:
+            f.write(resolved + "\n")
+
+
+def known_state_dirs() -> list[str]:
+    try:
+        return [line for line in STATE_DIRS_PATH.read_text().splitlines() if line]
+    except FileNotFoundError:
+        return []
 
 
 def read_states(state_dir: Path) -> Iterator[tuple[Path, RunState | ValueError]]:
@@ -417,12 +474,53 @@ def used_subnet_indexes(state_dir: Path) -> set[int]:
     return used
 
 
+# Route types that carry no traffic anywhere: covering the test range with one of these
+# hides no real host, so the guard route may sit inside it.
+_DEAD_ROUTE_TYPES = ("unreachable", "blackhole", "prohibit", "throw")
+
+
+def covering_routes(routes: Sequence[dict[str, object]]) -> list[str]:
+    """The routes (from `ip -j route show table all`) that send a wider range holding the
+    whole test network somewhere real: a VPN's or a LAN's 10.0.0.0/8, say. The default
+    route is not one (it covers everything, and more specific routes are how it is used)."""
+    found = []
+    for r in routes:
+        dst = r.get("dst")
+        if not isinstance(dst, str) or dst == "default" or r.get("type") in _DEAD_ROUTE_TYPES:
+            continue
+        if r.get("table") in ("local",):
+            continue  # the kernel's own local/broadcast addresses
+        try:
+            net = ipaddress.IPv4Network(dst, strict=False)
+        except ValueError:
+            continue
+        if net.prefixlen < TEST_NETWORK.prefixlen and TEST_NETWORK.subnet_of(net):
+            where = " ".join(
+                str(part)
+                for part in (dst, "dev", r.get("dev"), "table", r.get("table", "main"))
+                if part is not None
+            )
+            found.append(where)
+    return found
+
+
 def ensure_guard_route() -> None:
     """Make sure `unreachable 10.213.0.0/16` is in the host's main table.
 
     If the range is routed somewhere real on this host, refuse to run at all: our
-    /24s would then shadow somebody's network.
+    /24s would then shadow somebody's network. The same for a wider route holding the
+    range (a VPN or LAN on 10.0.0.0/8): the guard route, more specific, would cut this
+    host off from any real 10.213.x.y there.
     """
+    wider = covering_routes(
+        json.loads(sh(["ip", "-j", "-4", "route", "show", "table", "all"]).stdout or "[]")
+    )
+    if wider:
+        raise BackendError(
+            f"test network {TEST_NETWORK} lies inside the route {wider[0]} on this host: its "
+            "guard route and test networks would shadow real hosts there; refusing to run "
+            "(run where no route covers it)"
+        )
     routes = json.loads(
         sh(["ip", "-j", "-4", "route", "show", "exact", str(TEST_NETWORK)]).stdout or "[]"
     )
@@ -479,11 +577,69 @@ def kill_pids(pids: Sequence[int], *, wait: float = 2.0) -> None:
         for sig in (signal.SIGCONT, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if all(proc_state(p) in (None, "Z", "X") for p in pids):
-            return
-        time.sleep(0.01)
+    with contextlib.suppress(WaitTimeout):  # best effort: the caller goes on regardless
+        wait_until(
+            lambda: all(proc_state(p) in (None, "Z", "X") for p in pids),
+            wait,
+            f"killed processes {list(pids)} to go",
+        )
+
+
+def orphan_states(state_dir: Path) -> list[RunState]:
+    """Objects named like this backend's whose run has no state file in any state
+    directory used on this host, grouped by short id as removable states.
+
+    They come from a run that died between creating an object and recording it, or whose
+    state file was removed by someone else. Call with `host_lock` held: a run records its
+    names before creating anything and holds the lock until creation is done, and removes
+    its state file only after its objects, so under the lock an unrecorded object has no
+    owner. Directories that no longer hold any state file are forgotten.
+    """
+    dirs = {str(state_dir.resolve()), *known_state_dirs()}
+    recorded: set[str] = set()
+    live_dirs = []
+    for d in sorted(dirs):
+        states = list(read_states(Path(d)))
+        if states:
+            live_dirs.append(d)
+        for path, st in states:
+            # An unreadable state file still claims its id: never sweep what it may name.
+            recorded.add(st.short_id if isinstance(st, RunState) else path.stem)
+    with contextlib.suppress(OSError):
+        STATE_DIRS_PATH.write_text("".join(f"{d}\n" for d in live_dirs))
+    found: dict[str, RunState] = {}
+
+    def orphan(sid: str) -> RunState | None:
+        if sid in recorded:
+            return None
+        if sid not in found:
+            bridge = f"lhb{sid}"
+            comment = ["-m", "comment", "--comment", f"{COMMENT_PREFIX}{sid}"]
+            found[sid] = RunState(
+                run_id=f"orphan {sid}", short_id=sid, owner_pid=0, owner_start_time=0,
+                subnet="", bridge=bridge, netns=[], veths=[],
+                forward_rules=[
+                    ["-i", bridge, "-o", bridge, *comment, "-j", "ACCEPT"],
+                    ["-i", bridge, "!", "-o", bridge, *comment, "-j", "DROP"],
+                ],
+            )  # fmt: skip
+        return found[sid]
+
+    if os.path.isdir("/run/netns"):
+        for name in sorted(os.listdir("/run/netns")):
+            m = _OWN_NETNS.match(name)
+            if m and (o := orphan(m.group(1))) is not None:
+                o.netns.append(name)
+    for name in sorted(os.listdir("/sys/class/net")):
+        m = _OWN_LINK.match(name)
+        if m and m.group(2) and (o := orphan(m.group(2))) is not None:
+            o.veths.append(name)
+        elif m and m.group(1):
+            orphan(m.group(1))  # the bridge: its name is the state's already
+    rules = sh(["iptables", "-w", "-S", "FORWARD"], check=False).stdout
+    for sid in re.findall(rf"{COMMENT_PREFIX}([0-9a-f]{{6}})\b", rules):
+        orphan(sid)  # its FORWARD rules are the state's already
+    return [found[sid] for sid in sorted(found)]
 
 
 def remove_recorded(state: RunState, *, skip_daemons: bool = False) -> tuple[list[str], list[str]]:
