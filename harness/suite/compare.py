@@ -5,7 +5,7 @@ p50/p99 pooled over every run's latencies (from each run's history; when a histo
 not readable, the worst of the runs' own p99s and the median of their p50s), leaderless
 % = sum of leaderless time / sum of spans, the fewest acquisitions in a run, and the most
 server-level elections in a run (terms with a leader after the first, from the status
-probe: under no faults, every one is a false election).
+probe: under no faults, every one is a false election) and the fewest.
 
 A baseline is one JSON file per case (`DIR/<suite>/<case>.json`) holding those figures.
 A case regresses when its p99 grows beyond the suite's tolerance, its leaderless %
@@ -24,6 +24,9 @@ from typing import Any
 import orjson
 
 from harness.checker.stats import percentile
+from harness.errors import ConfigError
+from harness.oneline import one_line
+from harness.safefile import write_atomic
 from harness.suite.model import Case, Expect, Suite, Tolerance, slug
 from harness.suite.runner import RunRecord
 
@@ -43,6 +46,7 @@ class Figures:
     leaderless_pct: float | None = None
     acquisitions_min: int | None = None
     elections_max: int | None = None
+    elections_min: int | None = None
 
     @property
     def runs_judged(self) -> int:
@@ -53,7 +57,54 @@ class Figures:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Figures:
+        """Figures from a saved baseline; ValueError names the key of a wrong value, so a
+        bad baseline stops the suite before any run instead of the judge after all."""
+        if not isinstance(data, dict):
+            raise ValueError(f"'figures': expected an object, got {_shown(data)}")
+        for key, value in data.items():
+            check = _FIELD_CHECKS.get(key)
+            if check is not None and not check[0](value):
+                raise ValueError(f"'figures.{key}': expected {check[1]}, got {_shown(value)}")
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+_BIG = 2**62  # counts and nanoseconds beyond this are no measurement
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _BIG
+
+
+def _count_or_none(v: Any) -> bool:
+    return v is None or _count(v)
+
+
+def _shown(v: Any) -> str:
+    return one_line(orjson.dumps(v, option=orjson.OPT_PASSTHROUGH_DATACLASS).decode(), 60)
+
+
+_FIELD_CHECKS: dict[str, tuple[Any, str]] = {
+    "runs": (_count, "a count"),
+    "runs_caught": (_count, "a count"),
+    "runs_error": (_count, "a count"),
+    "kinds": (
+        lambda v: isinstance(v, dict) and all(_count(n) for n in v.values()),
+        "an object of counts",
+    ),
+    "failover_count": (_count, "a count"),
+    "failover_p50_ns": (_count_or_none, "nanoseconds or null"),
+    "failover_p99_ns": (_count_or_none, "nanoseconds or null"),
+    "failover_pooled": (lambda v: isinstance(v, bool), "true or false"),
+    "leaderless_pct": (
+        lambda v: (
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 100)
+        ),
+        "a percentage (0 to 100) or null",
+    ),
+    "acquisitions_min": (_count_or_none, "a count or null"),
+    "elections_max": (_count_or_none, "a count or null"),
+    "elections_min": (_count_or_none, "a count or null"),
+}
 
 
 def aggregate(records: list[RunRecord]) -> Figures:
@@ -85,6 +136,7 @@ def aggregate(records: list[RunRecord]) -> Figures:
     f.acquisitions_min = min(acquisitions) if acquisitions else None
     elections = [r.elections for r in judged if r.elections is not None]
     f.elections_max = max(elections) if elections else None
+    f.elections_min = min(elections) if elections else None
     return f
 
 
@@ -159,6 +211,16 @@ def check_expectations(expect: Expect, f: Figures, records: list[RunRecord]) -> 
         and f.elections_max > expect.elections_max
     ):
         failures.append(f"elections {f.elections_max} in a run > {expect.elections_max}")
+    if expect.elections_min is not None and judged:
+        # Unlike a bound that holds when nothing was measured, a bug expected to show
+        # must be seen: no count is a failure.
+        if f.elections_min is None:
+            failures.append("elections could not be counted (no readable history)")
+        elif f.elections_min < expect.elections_min:
+            failures.append(
+                f"elections {f.elections_min} in a run < {expect.elections_min} "
+                "(the flapping it expects was not seen)"
+            )
     return failures
 
 
@@ -239,14 +301,24 @@ def save_baseline(directory: str | os.PathLike[str], suite: Suite, verdict: Case
         "seeds": list(verdict.case.seeds),
         "figures": verdict.figures.to_dict(),
     }
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-    os.replace(tmp, path)
+    write_atomic(path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     return path
 
 
-class BaselineError(ValueError):
+class BaselineError(ConfigError):
     """A baseline file that cannot be read; the message names it."""
+
+
+def load_baselines(
+    suite: Suite, directory: str | None, option: str = "--baseline"
+) -> dict[str, Figures | None]:
+    """The baseline of every case of `suite` saved under `directory` (none given: {});
+    BaselineError names `option` when the directory is missing."""
+    if directory is None:
+        return {}
+    if not Path(directory).is_dir():
+        raise BaselineError(f"{option} {directory}: no such directory")
+    return {c.name: load_baseline(directory, suite, c) for c in suite.cases}
 
 
 def load_baseline(directory: str | os.PathLike[str], suite: Suite, case: Case) -> Figures | None:
@@ -256,8 +328,16 @@ def load_baseline(directory: str | os.PathLike[str], suite: Suite, case: Case) -
         return None
     try:
         data = orjson.loads(path.read_bytes())
+        if not isinstance(data, dict):
+            raise BaselineError(f"{path}: expected an object, got {_shown(data)}")
         if data.get("format") != BASELINE_FORMAT:
-            raise BaselineError(f"{path}: unknown baseline format {data.get('format')!r}")
+            raise BaselineError(f"{path}: unknown baseline format {_shown(data.get('format'))}")
         return Figures.from_dict(data["figures"])
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise BaselineError(f"{path}: not a readable baseline: {exc}") from None
+    except BaselineError:
+        raise
+    except orjson.JSONDecodeError as exc:
+        raise BaselineError(f"{path}: not a readable baseline: {one_line(exc)}") from None
+    except ValueError as exc:  # a figure of the wrong type: the message names its key
+        raise BaselineError(f"{path}: {one_line(exc)}") from None
+    except (OSError, KeyError, TypeError) as exc:
+        raise BaselineError(f"{path}: not a readable baseline: {one_line(exc)}") from None

@@ -16,9 +16,10 @@ from typing import Any
 
 import jinja2
 
+from harness.reports import REPORT_NAME  # the runner writes it into every run directory
+from harness.safefile import write_atomic
 from harness.suite.compare import CaseVerdict, seconds
 from harness.suite.model import Suite
-from reports import REPORT_NAME  # the runner writes it into every run directory
 
 INDEX_NAME = "index.html"
 
@@ -199,7 +200,5 @@ def write_index(
     html = render_index(
         suite, verdicts, directory, baseline_dir=baseline_dir, interrupted=interrupted
     )
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, html)
     return path

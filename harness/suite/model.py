@@ -27,15 +27,18 @@ from pathlib import Path
 from typing import Any
 
 from harness.checker import VIOLATION_KINDS
-from harness.runconfig import RUN_KEYS, ConfigError, RunConfig, load_yaml, parse_run_config
+from harness.errors import ConfigError
+from harness.nemesis import make_nemeses
+from harness.runconfig import RUN_KEYS, RunConfig, parse_run_config
 from harness.targets import TargetError, make_target
-from nemesis import make_nemeses
+from harness.validation import Reader, cut, deep_merge, echo, kind_of, one_of
+from harness.yamlio import load_yaml
 
 SUITE_KEYS = ("name", "description", "tolerance", "defaults", "cases")
 CASE_KEYS = frozenset({"name", "config", "runs", "seeds", "expect"})
 EXPECT_KEYS = (
     "valid", "caught", "caught_at_least", "violations", "failover_p50_s", "failover_p99_s",
-    "leaderless_pct_max", "acquisitions_min", "elections_max",
+    "leaderless_pct_max", "acquisitions_min", "elections_max", "elections_min",
 )  # fmt: skip
 TOLERANCE_KEYS = ("failover_p99_pct", "failover_p99_ms", "leaderless_pct_points")
 MAX_RUNS = 1000
@@ -58,6 +61,9 @@ class Expect:
     leaderless_pct_max: float | None = None
     acquisitions_min: int | None = None
     elections_max: int | None = None  # server-level elections in a run, after the first
+    # Every run had at least this many: a liveness bug (leadership flapping under a
+    # fault) is still caught, as caught_at_least says of a safety bug.
+    elections_min: int | None = None
 
     def describe(self) -> list[str]:
         out = []
@@ -83,6 +89,8 @@ class Expect:
             out.append(f"acquisitions >= {self.acquisitions_min} per run")
         if self.elections_max is not None:
             out.append(f"elections <= {self.elections_max} per run")
+        if self.elections_min is not None:
+            out.append(f"elections >= {self.elections_min} per run (flapping still caught)")
         return out
 
 
@@ -106,7 +114,7 @@ class Case:
 
     @property
     def label(self) -> str:
-        return f"case {self.number} ({self.name!r})"
+        return f"case {self.number} ({echo(self.name)})"
 
 
 @dataclass
@@ -127,99 +135,51 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "case"
 
 
-def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Mappings merge key by key (recursively); any other value in `over` replaces."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+merge = deep_merge  # mappings merge key by key (recursively); anything else replaces
 
 
-class _Where:
-    """Builds errors that name the file, the case and the key."""
-
-    def __init__(self, source: str, case: str | None = None) -> None:
-        self.source = source
-        self.case = case
-
-    @property
-    def prefix(self) -> str:
-        return f"{self.source}: {self.case}" if self.case else self.source
-
-    def error(self, key: str, message: str) -> SuiteError:
-        return SuiteError(f"{self.prefix}: key '{key}': {message}")
-
-    def expected(self, key: str, what: str, got: Any) -> SuiteError:
-        return self.error(key, f"expected {what}, got {got!r}")
+def _reader(data: Any, source: str, key: str, expected: str = "a mapping") -> Reader:
+    """A Reader over the mapping at `key` (full path) of a suite file; errors are
+    SuiteErrors."""
+    return Reader(data, source, f"{key}.", error=SuiteError, expected=expected)
 
 
-def _number(w: _Where, key: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise w.expected(key, f"a number from {low:g} to {high:g}", value)
-    return float(value)
-
-
-def _integer(w: _Where, key: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise w.expected(key, f"an integer from {low} to {high}", value)
-    return value
-
-
-def _boolean(w: _Where, key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise w.expected(key, "true or false", value)
-    return value
-
-
-def parse_expect(data: Any, w: _Where, key: str = "expect") -> Expect:
+def parse_expect(data: Any, source: str, key: str = "expect") -> Expect:
+    """`expect:` (None: `valid: true`); `source` is the file and case, for messages."""
     if data is None:
         return Expect(valid=True)
-    if not isinstance(data, dict):
-        raise w.expected(key, "a mapping of expectations", data)
-    for k in data:
-        if k not in EXPECT_KEYS:
-            raise w.error(
-                f"{key}.{k}", f"unknown expectation; expected one of {', '.join(EXPECT_KEYS)}"
-            )
+    r = _reader(data, source, key, "a mapping of expectations")
+    r.only(EXPECT_KEYS)
     values: dict[str, Any] = {}
-    if "valid" in data:
-        values["valid"] = _boolean(w, f"{key}.valid", data["valid"])
-    if "caught" in data and _boolean(w, f"{key}.caught", data["caught"]):
+    if "valid" in r:
+        values["valid"] = r.boolean("valid", None)
+    if "caught" in r and r.boolean("caught", None):
         values["caught_at_least"] = 1.0
-    if "caught_at_least" in data:
+    if "caught_at_least" in r:
         if "caught_at_least" in values:
-            raise w.error(f"{key}.caught_at_least", "give either caught or caught_at_least")
-        values["caught_at_least"] = _number(
-            w, f"{key}.caught_at_least", data["caught_at_least"], 0.0, 1.0
-        )
-    if "violations" in data:
-        v = data["violations"]
+            raise r.problem("caught_at_least", "give either caught or caught_at_least")
+        values["caught_at_least"] = r.number("caught_at_least", None, 0.0, 1.0)
+    if "violations" in r:
+        v = r.get("violations")
         if v in ("none", "any"):
             values["violations"] = v
         elif isinstance(v, list) and v:
             for i, kind in enumerate(v):
                 if kind not in VIOLATION_KINDS:
-                    raise w.expected(
-                        f"{key}.violations[{i}]",
-                        f"a violation kind ({', '.join(VIOLATION_KINDS)})",
-                        kind,
+                    raise r.fail(
+                        f"violations[{i}]", f"a violation kind ({one_of(VIOLATION_KINDS)})", kind
                     )
             values["violations"] = tuple(v)
         else:
-            raise w.expected(f"{key}.violations", "none, any, or a list of violation kinds", v)
+            raise r.fail("violations", "none, any, or a list of violation kinds", v)
     for k in ("failover_p50_s", "failover_p99_s"):
-        if k in data:
-            values[k] = _number(w, f"{key}.{k}", data[k], 0.0, 86_400)
-    if "leaderless_pct_max" in data:
-        values["leaderless_pct_max"] = _number(
-            w, f"{key}.leaderless_pct_max", data["leaderless_pct_max"], 0.0, 100.0
-        )
-    for k in ("acquisitions_min", "elections_max"):
-        if k in data:
-            values[k] = _integer(w, f"{key}.{k}", data[k], 0, 10**9)
+        if k in r:
+            values[k] = r.number(k, None, 0.0, 86_400)
+    if "leaderless_pct_max" in r:
+        values["leaderless_pct_max"] = r.number("leaderless_pct_max", None, 0.0, 100.0)
+    for k in ("acquisitions_min", "elections_max", "elections_min"):
+        if k in r:
+            values[k] = r.integer(k, None, 0, 10**9)
     expect = Expect(**values)
     # Contradictions are mistakes in the suite, not findings: refuse them up front.
     wants_safe = expect.valid is True or expect.violations == "none"
@@ -230,59 +190,66 @@ def parse_expect(data: Any, w: _Where, key: str = "expect") -> Expect:
         or isinstance(expect.violations, tuple)
     )
     if wants_safe and wants_caught:
-        raise w.error(key, "contradicts itself: it asks for no violations and for violations")
+        raise r.problem("", "contradicts itself: it asks for no violations and for violations")
+    if (
+        expect.elections_min is not None
+        and expect.elections_max is not None
+        and expect.elections_min > expect.elections_max
+    ):
+        raise r.problem("elections_min", "is more than elections_max: no run could pass")
     return expect
 
 
-def parse_tolerance(data: Any, w: _Where) -> Tolerance:
-    if data is None:
-        return Tolerance()
-    if not isinstance(data, dict):
-        raise w.expected("tolerance", "a mapping", data)
-    for k in data:
-        if k not in TOLERANCE_KEYS:
-            raise w.error(f"tolerance.{k}", f"unknown; expected one of {', '.join(TOLERANCE_KEYS)}")
-    values = {
-        k: _number(w, f"tolerance.{k}", data[k], 0.0, 10**6) for k in TOLERANCE_KEYS if k in data
-    }
-    return Tolerance(**values)
+def parse_tolerance(data: Any, source: str) -> Tolerance:
+    r = _reader(data, source, "tolerance")
+    r.only(TOLERANCE_KEYS)
+    return Tolerance(**{k: r.number(k, None, 0.0, 10**6) for k in TOLERANCE_KEYS if k in r})
 
 
-def _seeds(data: Mapping[str, Any], w: _Where) -> tuple[int, ...] | None:
-    if "runs" in data and "seeds" in data:
-        raise w.error("seeds", "give either runs or seeds, not both")
-    if "runs" in data:
-        return tuple(range(1, _integer(w, "runs", data["runs"], 1, MAX_RUNS) + 1))
-    if "seeds" in data:
-        seeds = data["seeds"]
+def _seeds(r: Reader) -> tuple[int, ...] | None:
+    """`runs: N` (seeds 1..N) or `seeds: [...]` of a case or of the defaults; None: neither."""
+    if "runs" in r and "seeds" in r:
+        raise r.problem("seeds", "give either runs or seeds, not both")
+    if "runs" in r:
+        return tuple(range(1, r.integer("runs", None, 1, MAX_RUNS) + 1))
+    if "seeds" in r:
+        seeds = r.get("seeds")
         if not isinstance(seeds, list) or not seeds:
-            raise w.expected("seeds", "a non-empty list of seeds", seeds)
-        out = tuple(_integer(w, f"seeds[{i}]", s, 0, 2**63 - 1) for i, s in enumerate(seeds))
+            raise r.fail("seeds", "a non-empty list of seeds", seeds)
+        out = tuple(
+            r.integer(f"seeds[{i}]", None, 0, 2**63 - 1, value=s) for i, s in enumerate(seeds)
+        )
         if len(set(out)) != len(out):
-            raise w.expected("seeds", "distinct seeds", seeds)
+            raise r.fail("seeds", "distinct seeds", seeds)
         return out
     return None
 
 
 def _absolute_server(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """A `server:` path made absolute, relative to the file that gave it."""
+    """A `server:` path and `workload.files` made absolute, relative to the file that
+    gave them."""
     if isinstance(data.get("server"), str):
-        return {**data, "server": str((base / data["server"]).resolve())}
+        data = {**data, "server": str((base / data["server"]).resolve())}
+    workload = data.get("workload")
+    if isinstance(workload, dict) and isinstance(workload.get("files"), list):
+        files = [str((base / f).resolve()) if isinstance(f, str) else f for f in workload["files"]]
+        data = {**data, "workload": {**workload, "files": files}}
     return data
 
 
-def _config_file(path_text: Any, suite_dir: Path, w: _Where) -> tuple[dict[str, Any], str]:
+def _config_file(r: Reader, suite_dir: Path) -> tuple[dict[str, Any], str]:
+    path_text = r.get("config")
     if not isinstance(path_text, str) or not path_text:
-        raise w.expected("config", "a path to a run configuration (YAML)", path_text)
+        raise r.fail("config", "a path to a run configuration (YAML)", path_text)
     path = Path(path_text) if os.path.isabs(path_text) else suite_dir / path_text
-    if not path.is_file():
-        raise w.error("config", f"no such file: {path}")
+    if not os.path.isfile(path):  # False, not an error, for a name too long to exist
+        raise r.problem("config", f"no such file: {cut(str(path), 200)}")
     try:
         data = load_yaml(path)
         # Validate the file on its own first, so that its own mistakes name it.
         parse_run_config(data, str(path))
     except ConfigError as exc:
-        raise w.error("config", str(exc)) from None
+        raise r.problem("config", str(exc)) from None
     data = data or {}
     if not set(data) & RUN_KEYS:
         # A plain reference-elector configuration, as `harness run --config` takes it.
@@ -294,9 +261,9 @@ def _run_keys(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k in RUN_KEYS}
 
 
-def _validate_run(cfg: RunConfig, w: _Where) -> None:
+def _validate_run(cfg: RunConfig, where_case: str) -> None:
     """What the runner would refuse before creating anything, refused at load instead."""
-    where = cfg.server_source or f"{w.prefix}: server"
+    where = cfg.server_source or f"{where_case}: server"
     try:
         target = make_target(cfg.target, cfg.server, where)
         settings = {
@@ -306,8 +273,8 @@ def _validate_run(cfg: RunConfig, w: _Where) -> None:
         make_nemeses([n for n in cfg.nemeses if n != "none"], settings)
     except (TargetError, ValueError) as exc:
         message = str(exc)
-        if not message.startswith(w.prefix):
-            message = f"{w.prefix}: {message}"
+        if not message.startswith(where_case):
+            message = f"{where_case}: {message}"
         raise SuiteError(message) from None
 
 
@@ -318,51 +285,53 @@ def parse_case(
     defaults: Mapping[str, Any],
     overrides: Mapping[str, Any],
 ) -> Case:
-    w = _Where(source)
     if not isinstance(data, dict):
-        raise SuiteError(f"{source}: case {number}: expected a mapping of case keys, got {data!r}")
+        raise SuiteError(
+            f"{source}: case {number}: expected a mapping of case keys, got {echo(data)}"
+        )
     name = data.get("name", f"case-{number}")
     if not isinstance(name, str) or not name.strip():
         raise SuiteError(
-            f"{source}: case {number}: key 'name': expected a non-empty string, got {name!r}"
+            f"{source}: case {number}: key 'name': expected a non-empty string, got {echo(name)}"
         )
-    w = _Where(source, f"case {number} ({name!r})")
-    for key in data:
-        if key not in CASE_KEYS and key not in RUN_KEYS:
-            raise w.error(
-                key,
-                f"unknown; expected one of {', '.join(sorted(CASE_KEYS | RUN_KEYS))}",
-            )
+    where_case = f"{source}: case {number} ({echo(name)})"
+    r = Reader(data, where_case, error=SuiteError)
+    r.only(sorted(CASE_KEYS | RUN_KEYS))
     suite_dir = Path(source).parent
     run_data = _absolute_server(_run_keys(defaults), suite_dir)
     config_path = None
-    if "config" in data:
-        config_data, config_path = _config_file(data["config"], suite_dir, w)
+    if "config" in r:
+        config_data, config_path = _config_file(r, suite_dir)
         run_data = merge(run_data, config_data)
     own = _absolute_server(_run_keys(data), suite_dir)
     if isinstance(run_data.get("server"), str) and isinstance(own.get("server"), dict):
         # Overriding some server settings of a configuration that names a server file.
         try:
-            run_data["server"] = load_yaml(run_data["server"]) or {}
+            server = load_yaml(run_data["server"])
         except ConfigError as exc:
-            raise w.error("server", str(exc)) from None
+            raise r.problem("server", str(exc)) from None
+        if server is not None and not isinstance(server, Mapping):
+            raise r.problem(
+                "server", f"{run_data['server']} holds {kind_of(server)}; expected a mapping"
+            )
+        run_data["server"] = dict(server or {})
     run_data = merge(run_data, own)
     try:
-        cfg = parse_run_config(run_data, w.prefix)
+        cfg = parse_run_config(run_data, where_case)
     except ConfigError as exc:
         raise SuiteError(str(exc)) from None
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)
     cfg.source = config_path or source
-    _validate_run(cfg, w)
+    _validate_run(cfg, where_case)
     seeds = (
-        _seeds(data, w)
-        or _seeds(defaults, _Where(source, "defaults"))
+        _seeds(r)
+        or _seeds(_reader(defaults, source, "defaults"))
         or tuple(range(1, DEFAULT_RUNS + 1))
     )
     expect_data = data["expect"] if "expect" in data else defaults.get("expect")
-    expect = parse_expect(expect_data, w)
+    expect = parse_expect(expect_data, where_case)
     return Case(name.strip(), number, cfg, seeds, expect, config_path)
 
 
@@ -374,33 +343,22 @@ def parse_suite(
     runs: int | None = None,
 ) -> Suite:
     """`overrides`: RunConfig fields set on every case (e.g. backend); `runs`: seeds 1..runs."""
-    w = _Where(source)
-    if not isinstance(data, dict):
-        raise SuiteError(f"{source}: expected a mapping with a 'cases' list, got {data!r}")
-    for key in data:
-        if key not in SUITE_KEYS:
-            raise w.error(key, f"unknown; expected one of {', '.join(SUITE_KEYS)}")
-    name = data.get("name", Path(source).stem)
+    r = Reader(data, source, error=SuiteError, expected="a mapping with a 'cases' list")
+    r.only(SUITE_KEYS)
+    name = r.get("name", Path(source).stem)
     if not isinstance(name, str) or not name:
-        raise w.expected("name", "a non-empty string", name)
-    description = data.get("description", "")
+        raise r.fail("name", "a non-empty string", name)
+    description = r.get("description", "")
     if not isinstance(description, str):
-        raise w.expected("description", "a string", description)
-    defaults = data.get("defaults") or {}
-    if not isinstance(defaults, dict):
-        raise w.expected("defaults", "a mapping of run keys, runs, seeds, expect", defaults)
-    for key in defaults:
-        if key not in RUN_KEYS and key not in CASE_KEYS - {"name", "config"}:
-            raise w.error(
-                f"defaults.{key}",
-                "unknown; expected a run key "
-                f"({', '.join(sorted(RUN_KEYS))}), runs, seeds or expect",
-            )
-    if "expect" in defaults:
-        parse_expect(defaults["expect"], w, "defaults.expect")
-    cases_data = data.get("cases")
+        raise r.fail("description", "a string", description)
+    d = r.section("defaults", "a mapping of run keys, runs, seeds, expect")
+    d.only(sorted(RUN_KEYS | (CASE_KEYS - {"name", "config"})))
+    defaults = d.data
+    if "expect" in d:
+        parse_expect(d.get("expect"), source, "defaults.expect")
+    cases_data = r.get("cases")
     if not isinstance(cases_data, list) or not cases_data:
-        raise w.expected("cases", "a non-empty list of cases", cases_data)
+        raise r.fail("cases", "a non-empty list of cases", cases_data)
     cases: list[Case] = []
     seen: dict[str, int] = {}
     for number, item in enumerate(cases_data, start=1):
@@ -423,7 +381,7 @@ def parse_suite(
         path=source,
         name=name,
         cases=cases,
-        tolerance=parse_tolerance(data.get("tolerance"), w),
+        tolerance=parse_tolerance(r.get("tolerance"), source),
         description=description,
     )
 

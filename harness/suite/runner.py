@@ -1,9 +1,12 @@
-"""Running a suite's cases: each case's seeded runs, one at a time, through the Runner.
+"""Running a suite's cases: each case's seeded runs through the Runner, one at a time or
+(`jobs` > 1) side by side in child processes (harness/suite/jobs.py).
 
 A run becomes a `RunRecord` (its figures, read from the outcome's verdict and, for the
-pooled failover latencies, from the run's merged history). Ctrl-C or SIGTERM between
-runs sets a flag; during a run the Runner itself catches it, tears everything down and
-returns an outcome marked `interrupted`. Either way the suite stops after that run.
+pooled failover latencies, from the run's merged history). A teardown signal (Ctrl-C,
+SIGTERM, SIGHUP, SIGQUIT) between runs sets a flag; during a run the Runner itself catches
+it, tears everything down and returns an outcome marked `interrupted`. Either way the
+suite stops after that run (with jobs, after every running run is torn down). `only`
+restricts a suite to some of its runs (a shard: harness/suite/shard.py).
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.run import signals as run_signals
 from harness.run.progress import LineProgress, Progress
 from harness.run.runner import EXIT_ERROR, Runner, RunOutcome
 from harness.runconfig import RunConfig
 from harness.suite.model import Case, Suite, slug
+
+if TYPE_CHECKING:
+    from harness.suite.jobs import Children
 
 
 @dataclass
@@ -128,13 +135,21 @@ def record_of(seed: int, outcome: RunOutcome, wall_s: float) -> RunRecord:
     return rec
 
 
-def execute_run(cfg: RunConfig, store: Path, progress: Progress) -> RunOutcome:
-    """One run. A module-level seam: tests replace it to judge suites without clusters."""
+def execute_run(
+    cfg: RunConfig, store: Path, progress: Progress, children: Children | None = None
+) -> RunOutcome:
+    """One run; with `children`, in a child process of its own, registered there so that a
+    stop signal reaches it. A module-level seam: tests replace it to judge suites without
+    clusters."""
+    if children is not None:
+        from harness.suite.jobs import run_in_child
+
+        return run_in_child(cfg, store, progress, children)
     return Runner(cfg, store=store, progress=progress).execute()
 
 
 class _Stop:
-    """Remembers a Ctrl-C or SIGTERM that arrived between runs (no cluster to tear down)."""
+    """Remembers a teardown signal that arrived between runs (no cluster to tear down)."""
 
     def __init__(self) -> None:
         self.signal: str | None = None
@@ -142,31 +157,28 @@ class _Stop:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[_Stop]:
+    """Between runs, a teardown signal (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT) is remembered;
+    during a run the Runner's own handlers turn it into an orderly teardown."""
     stop = _Stop()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
 
     def handler(signum: int, frame: FrameType | None) -> None:
         # Not an exception: the suite finishes its bookkeeping and stops before the next run.
         stop.signal = signal.Signals(signum).name
 
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with run_signals.handled(handler):
         yield stop
-    finally:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
 
 
 RunCallback = Callable[[Case, RunRecord], None]
+ProgressFactory = Callable[[Case, int], Progress]  # (case, seed) -> the run's progress
+RunKey = tuple[int, int]  # (case number, seed)
 
 
 def run_case(
     case: Case,
     store: Path,
     *,
-    progress: Callable[[], Progress] | None = None,
+    progress: ProgressFactory | None = None,
     on_run: RunCallback | None = None,
     stop: _Stop | None = None,
 ) -> CaseResult:
@@ -180,7 +192,7 @@ def run_case(
             break
         cfg = replace(case.run, seed=seed)
         started = time.monotonic()
-        sink = progress() if progress is not None else LineProgress(io.StringIO())
+        sink = progress(case, seed) if progress is not None else LineProgress(io.StringIO())
         try:
             outcome = execute_run(cfg, case_store, sink)
         finally:
@@ -206,19 +218,92 @@ def run_suite(
     suite: Suite,
     store: Path,
     *,
-    progress: Callable[[], Progress] | None = None,
+    progress: ProgressFactory | None = None,
     on_run: RunCallback | None = None,
+    jobs: int = 1,
+    only: set[RunKey] | None = None,
 ) -> tuple[list[CaseResult], str | None]:
-    """Every case in order: (results, the signal that stopped the suite early, if any)."""
+    """Every case's runs (those in `only`, if given): (results in case order, the signal
+    that stopped the suite early, if any). Cases with no run to do are left out."""
+    cases = [c for c in (_restricted(c, only) for c in suite.cases) if c.seeds]
+    if jobs > 1:
+        return _run_parallel(cases, store, jobs, progress, on_run)
     results: list[CaseResult] = []
     with stop_on_signals() as stop:
-        for case in suite.cases:
+        for case in cases:
             result = run_case(case, store, progress=progress, on_run=on_run, stop=stop)
             results.append(result)
             if result.interrupted:
                 why = stop.signal or _interrupted_by(result) or "a signal"
                 return results, why
     return results, None
+
+
+def _restricted(case: Case, only: set[RunKey] | None) -> Case:
+    if only is None:
+        return case
+    return replace(case, seeds=tuple(s for s in case.seeds if (case.number, s) in only))
+
+
+def expected_duration_s(cfg: RunConfig) -> float:
+    """A run's expected wall time: its time limit and quiet period, plus start-up and
+    teardown (measured: 6 to 10 s for 3 nodes on this project's 2-core machine)."""
+    return cfg.time_limit + cfg.quiet_s + SETUP_S
+
+
+SETUP_S = 8.0
+
+
+def _run_parallel(
+    cases: list[Case],
+    store: Path,
+    jobs: int,
+    progress: ProgressFactory | None,
+    on_run: RunCallback | None,
+) -> tuple[list[CaseResult], str | None]:
+    from harness.suite.jobs import Children, run_pool
+
+    children = Children()
+    # Longest first (ties in suite order): the last runs to start are the short ones.
+    tasks = sorted(
+        ((case, seed) for case in cases for seed in case.seeds),
+        key=lambda t: -expected_duration_s(t[0].run),
+    )
+    done: dict[RunKey, RunRecord] = {}
+    lock = threading.Lock()
+    for case in cases:
+        (store / slug(case.name)).mkdir(parents=True, exist_ok=True)
+
+    def work(task: tuple[Case, int]) -> None:
+        case, seed = task
+        cfg = replace(case.run, seed=seed)
+        sink = progress(case, seed) if progress is not None else LineProgress(io.StringIO())
+        started = time.monotonic()
+        try:
+            outcome = execute_run(cfg, store / slug(case.name), sink, children)
+        finally:
+            sink.close()
+        rec = record_of(seed, outcome, time.monotonic() - started)
+        with lock:
+            done[(case.number, seed)] = rec
+            if on_run is not None:
+                on_run(case, rec)
+        if outcome.interrupted:
+            why = (outcome.error or "").removeprefix("interrupted by ")
+            children.stop(why or "a signal")
+
+    run_pool(tasks, jobs, work, children)
+    results = []
+    for case in cases:
+        records = [done[(case.number, s)] for s in case.seeds if (case.number, s) in done]
+        if not records:
+            continue
+        interrupted = children.stopping is not None and (
+            len(records) < len(case.seeds) or any(r.interrupted for r in records)
+        )
+        results.append(CaseResult(case, records, interrupted))
+        _drop_dangling_latest(store / slug(case.name))
+    return results, children.stopping or None
 
 
 def _interrupted_by(result: CaseResult) -> str | None:
@@ -233,6 +318,7 @@ __all__ = [
     "CaseResult",
     "RunRecord",
     "execute_run",
+    "expected_duration_s",
     "record_of",
     "run_case",
     "run_suite",
