@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.backends.base import Backend, Daemon, Node
+from harness.errors import HarnessError
 
 
-class NemesisRefused(RuntimeError):
+class NemesisRefused(HarnessError, RuntimeError):
     """This fault cannot work here; the message says which fault, where, and why."""
 
 
@@ -36,8 +37,12 @@ class FaultPlan:
 class Cluster(Protocol):
     """What a nemesis may touch: provided by the runner."""
 
-    backend: Backend
-    nodes: Sequence[Node]
+    # Read-only to a nemesis: properties, so that a cluster holding a list satisfies it.
+    @property
+    def backend(self) -> Backend: ...
+
+    @property
+    def nodes(self) -> Sequence[Node]: ...
 
     def member(self, node: Node) -> Daemon | None:
         """The member daemon running on `node` now (None while it is down)."""
@@ -90,9 +95,21 @@ class Fault(Protocol):
     def heal(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class ReportBand:
+    """How the report draws this nemesis's faults: the history event that starts one, the
+    event that heals it, the band's kind (its lane class) and its colour (CSS)."""
+
+    kind: str
+    start: str
+    heal: str
+    color: str
+
+
 class Nemesis(Protocol):
     name: str
     modes: tuple[str, ...]
+    report_band: ReportBand
 
     def refusal(self, cluster: Cluster) -> str | None:
         """Why this nemesis cannot run against this cluster, or None if it can."""

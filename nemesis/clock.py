@@ -37,35 +37,51 @@ resets every touched clock to real time.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Node
-from harness.skewclock import Skew
-from nemesis._common import (
+from harness.nemesis._common import (
     PROCESSES,
     TARGETS,
     FaultError,
-    check_keys,
     choose_nodes,
-    number,
+    settings_reader,
     start_or_undo,
-    subset,
 )
-from nemesis.base import Cluster, FaultPlan, NemesisRefused
+from harness.nemesis.base import Cluster, FaultPlan, NemesisRefused, ReportBand
+from harness.skewclock import Skew
+from harness.targets.base import Timing
 
 log = logging.getLogger(__name__)
 
 MODES: tuple[str, ...] = ("bump", "strobe", "rate")
+# A clock fault's default durations straddle this many election timeouts (or the takeover
+# time, if longer): see ClockNemesis.duration_bound.
+CLOCK_ELECTIONS = 5
+
 REFUSAL = (
     "clock: cannot skew the members of this target (Go programs read the clock through "
     "the vDSO; containers share the kernel clock); use processes: candidate"
 )
-# Atomic replace on the node: readers (SkewClock) see the old file or the new one.
-WRITE_SH = 'printf "%s" "$1" > "$2.tmp.$$" && mv -f "$2.tmp.$$" "$2"'
+REMOTE_REFUSAL = (
+    "clock: member clocks on remote (ssh) hosts are out of scope: the harness does not "
+    "set a real host's clock; candidates run on the harness machine and can be skewed "
+    "(use processes: candidate)"
+)
+# Atomic replace on the node: readers (SkewClock) see the old file or the new one. The
+# directory is writable by the node's (unprivileged) processes and this runs as root, so
+# the temporary file is a fresh one made by mktemp (O_EXCL: never a planted link), and
+# the rename replaces whatever is at the final name itself, never a link's target.
+WRITE_SH = (
+    't=$(mktemp "$2.XXXXXXXX") && printf "%s" "$1" > "$t" && chmod 644 "$t" '
+    '&& mv -f "$t" "$2" || { rm -f "$t"; exit 1; }'
+)
 
 Key = tuple[str, str]  # (node name, "member" | "candidate")
 
@@ -111,6 +127,15 @@ class ClockFault:
 
     def _write(self, key: Key, skew: Skew) -> None:
         node, path = self.files[key]
+        if key[1] == "candidate" and not self.cluster.backend.shares_clock:
+            # The candidate runs on the harness machine (ssh hosts): its file is here.
+            tmp = Path(f"{path}.tmp.{os.getpid()}")
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(skew.to_json())
+            os.replace(tmp, path)
+            self.current[key] = skew
+            self.nemesis.set_skew(key, skew)
+            return
         r = self.cluster.backend.run(node, ["sh", "-c", WRITE_SH, "sh", skew.to_json(), path])
         if r.returncode != 0:
             raise FaultError(
@@ -216,6 +241,7 @@ class ClockNemesis:
     """Clock bump, strobe and rate skew through the harness's clock control files."""
 
     name = "clock"
+    report_band = ReportBand("clock", "clock-skew", "clock-reset", "rgba(247, 144, 9, .2)")
     SETTINGS: Mapping[str, str] = {
         "modes": f"a list of {', '.join(MODES)}",
         "processes": f"one of {', '.join(PROCESSES)} (default member)",
@@ -229,43 +255,19 @@ class ClockNemesis:
     }
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
-        settings = {} if settings is None else settings
-        check_keys(self.name, settings, self.SETTINGS)
-        modes = settings.get("modes", MODES)
-        self.modes: tuple[str, ...] = subset(self.name, "modes", modes, MODES)
-        self.processes = settings.get("processes", "member")
-        if self.processes not in PROCESSES:
-            raise ValueError(
-                f"nemesis clock: setting 'processes' must be one of {', '.join(PROCESSES)}; "
-                f"got {self.processes!r}"
-            )
-        self.max_rate_skew = number(
-            self.name, "max_rate_skew", settings.get("max_rate_skew", 0.2), 0, 0.9
+        r = settings_reader(self.name, settings, self.SETTINGS)
+        self.modes: tuple[str, ...] = r.subset("modes", MODES, MODES)
+        self.processes = r.choice("processes", "member", PROCESSES)
+        self.max_rate_skew = r.number("max_rate_skew", 0.2, 0, 0.9, above_low=True)
+        self.max_bump_ms = r.number("max_bump_ms", 250, 0, 3_600_000, above_low=True)
+        self.strobe_period_ms = r.number("strobe_period_ms", 100, 0, 60_000, above_low=True)
+        self.rate_targets: tuple[str, ...] = r.subset(
+            "rate_targets", DEFAULT_RATE_TARGETS, RATE_TARGETS
         )
-        self.max_bump_ms = number(
-            self.name, "max_bump_ms", settings.get("max_bump_ms", 250), 0, 3_600_000
+        self.min_rate_skew = r.number(
+            "min_rate_skew", self.max_rate_skew / 4, 0, self.max_rate_skew, above_low=True
         )
-        self.strobe_period_ms = number(
-            self.name, "strobe_period_ms", settings.get("strobe_period_ms", 100), 0, 60_000
-        )
-        self.rate_targets: tuple[str, ...] = subset(
-            self.name,
-            "rate_targets",
-            settings.get("rate_targets", DEFAULT_RATE_TARGETS),
-            RATE_TARGETS,
-        )
-        self.min_rate_skew = number(
-            self.name,
-            "min_rate_skew",
-            settings.get("min_rate_skew", self.max_rate_skew / 4),
-            0,
-            self.max_rate_skew,
-        )
-        self.unbounded = settings.get("unbounded", False)
-        if not isinstance(self.unbounded, bool):
-            raise ValueError(
-                f"nemesis clock: setting 'unbounded' must be true or false; got {self.unbounded!r}"
-            )
+        self.unbounded = r.boolean("unbounded", False)
         # What this nemesis last wrote to each clock file over the run (it is their only
         # writer): a later fault builds on the offset an earlier heal kept.
         self._skews: dict[Key, Skew] = {}
@@ -279,9 +281,18 @@ class ClockNemesis:
         with self._skews_lock:
             self._skews[key] = skew
 
+    def duration_bound(self, timing: Timing) -> tuple[float, str]:
+        """A skew matters while something else happens to the skewed node: a lease held
+        or lost across an election. So a clock fault lasts across several election
+        timeouts (five), and past the takeover time, to overlap the other faults."""
+        bound = max(timing.takeover_s, CLOCK_ELECTIONS * timing.election_timeout_s)
+        return bound, f"{CLOCK_ELECTIONS} election timeouts or the takeover: {timing.describe()}"
+
     def refusal(self, cluster: Cluster) -> str | None:
         if self.processes == "candidate":
             return None
+        if not cluster.backend.shares_clock:
+            return REMOTE_REFUSAL
         missing = [n.name for n in cluster.nodes if cluster.member_clock_file(n) is None]
         if missing:
             return REFUSAL if len(missing) == len(cluster.nodes) else f"{REFUSAL} ({missing})"

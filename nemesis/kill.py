@@ -9,16 +9,23 @@ Killing goes through the cluster's hooks (`kill_member`, `kill_candidate`), whic
 until the process is gone and record a candidate's `crash`; heal restarts through
 `start_member` / `start_candidate`, members before candidates since a candidate needs
 its member. Heal retries only what has not been restarted yet, so it is idempotent.
+
+Several members come back in a seeded order (`restart_order` in the event, drawn from
+the plan's pick), as nodes do after a real power cut: restarted in node order, the first
+node always got a head start on its election timer and won the first term again, so an
+elector that forgets its term re-issued the same term to the same leader and the bug
+went unseen (docker's slower restarts made that the rule).
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from typing import Any
 
 from harness.backends.base import Node
-from nemesis._common import FaultError, ProcessNemesis
-from nemesis.base import Cluster
+from harness.nemesis._common import FaultError, ProcessNemesis
+from harness.nemesis.base import Cluster, FaultPlan, ReportBand
 
 
 def kinds(processes: str) -> list[str]:
@@ -52,8 +59,10 @@ class KillFault:
             if self._healed:
                 return
             errors = []
+            rank = {name: i for i, name in enumerate(self.value.get("restart_order", ()))}
+            killed = sorted(self.killed, key=lambda nk: rank.get(nk[0].name, len(rank)))
             for kind in ("member", "candidate"):
-                for node, k in self.killed:
+                for node, k in killed:
                     if k != kind or (node.name, kind) in self._restarted:
                         continue
                     try:
@@ -78,8 +87,18 @@ class KillNemesis(ProcessNemesis):
     """SIGKILL and restart of members and candidates."""
 
     name = "kill"
+    report_band = ReportBand("kill", "kill", "restart", "rgba(16, 24, 40, .22)")
     event = "kill"
     fault_class = KillFault
 
     def refusal(self, cluster: Cluster) -> str | None:
         return None  # every target can be restarted through the cluster's hooks
+
+    def fault_value(self, nodes: list[Node], plan: FaultPlan) -> dict[str, Any]:
+        if len(nodes) < 2:
+            return {}
+        order = [n.name for n in nodes]
+        # Its own stream from the pick: choose_nodes draws the nodes from Random(pick),
+        # and the order should not follow from which nodes a majority kill chose.
+        random.Random(plan.pick ^ 0x5EED).shuffle(order)
+        return {"restart_order": order}

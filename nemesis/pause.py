@@ -17,8 +17,8 @@ import threading
 from typing import Any
 
 from harness.backends.base import BackendError, Daemon, Node
-from nemesis._common import ProcessNemesis
-from nemesis.base import Cluster
+from harness.nemesis._common import ProcessNemesis
+from harness.nemesis.base import Cluster, ReportBand
 
 
 def daemons_of(cluster: Cluster, node: Node, processes: str) -> list[tuple[str, Daemon | None]]:
@@ -86,6 +86,7 @@ class PauseNemesis(ProcessNemesis):
     """SIGSTOP/SIGCONT of members and candidates."""
 
     name = "pause"
+    report_band = ReportBand("pause", "pause", "resume", "rgba(21, 112, 239, .16)")
     event = "pause"
     fault_class = PauseFault
 

@@ -3,43 +3,144 @@
 Each nemesis has its own timeline, as in Jepsen's composed nemeses: after a warm-up,
 quiet gaps and its faults alternate, so one nemesis has at most one fault active at a
 time, while faults of different nemeses overlap (a clock skew during a partition is
-what exposes a lease that trusts clocks). Every fault ends before the time limit. Each
+what exposes a lease that trusts clocks). Nemeses that name the same `timeline` share
+one instead, taking turns in a seeded order (pause and kill: a kill of a frozen process
+ends the pause that was the point). Every fault ends before the time limit. Each
 nemesis draws its modes from a shuffled bag (every mode once per round, in a seeded
 order), so a long run covers every mode evenly while staying random. A nemesis may offer
-`plan_params(mode, rng)` to draw its own parameters (targets, offsets, rates) from the
-same seeded generator; `pick` is a seeded number the nemesis uses at run time to choose
-among the nodes it can see. The same arguments always give the same schedule: runs are
+`plan_params(mode, rng)` to draw its own parameters (offsets, rates) from the same
+seeded generator, and `target_weights` (target name -> integer weight) to have each
+fault's `target` param drawn from a seeded bag that holds each target `weight` times per
+round, heaviest first, so that a short run reaches every heavily weighted target; each
+such target then has its own bags of modes and duration bands, whose first draws are
+the whole node (`both`) and a long fault. Durations are drawn from `duration_s`, or, for
+a nemesis given in `durations` (its defaults from the target's timing,
+nemesis/durations.py), from its short and long bands (one short, two long per round).
+`pick` is a seeded number the nemesis uses at run time to choose among the nodes it can
+see. The same arguments always give the same schedule: runs are
 reproducible from their seed.
+
+Bounds: times are kept to the millisecond, so a fault lasts at least 1 ms (a shorter
+`duration_s` would round to 0 and the timeline would never advance), and a schedule of
+more than MAX_PLANNED_FAULTS faults is refused rather than built: both come from
+configuration a user can get wrong, and neither may hang the harness.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from nemesis.base import FaultPlan, Nemesis
+from harness.errors import ConfigError
+from harness.nemesis.base import FaultPlan, Nemesis
+from harness.nemesis.durations import BANDS_PER_ROUND, Durations
+
+STEP_S = 0.001  # the schedule's resolution: every time is a whole number of milliseconds
+MAX_PLANNED_FAULTS = 10_000  # far beyond any useful run; bounds memory and build time
+FIRST_MODE = "both"  # a weighted target's first fault hits the whole node
+
+
+class ScheduleError(ConfigError):
+    """A schedule that cannot be built from these settings; the message names the key."""
 
 
 class _Bag:
-    """Draw without replacement, refilling with a fresh shuffle when empty."""
+    """Draw without replacement, refilling with a fresh shuffle when empty. `first`, if
+    among the items, is drawn first in the first round (the rest of it shuffled)."""
 
-    def __init__(self, items: Sequence[str], rng: random.Random) -> None:
+    def __init__(self, items: Sequence[str], rng: random.Random, first: str | None = None) -> None:
         self.items = list(items)
         self.rng = rng
         self.left: list[str] = []
+        self.first = first if first in self.items else None
 
     def draw(self) -> str:
         if not self.left:
             self.left = self.items[:]
             self.rng.shuffle(self.left)
+            if self.first is not None:
+                self.left.remove(self.first)
+                self.left.append(self.first)  # drawn from the end
+                self.first = None
         return self.left.pop()
+
+
+class _WeightedBag(_Bag):
+    """A round holds each item `weight` times, heaviest first: the items of the highest
+    weight (shuffled), then those of at least the next weight, and so on down to every
+    item once. So the first faults of a run reach every heavily weighted target, and the
+    others come later in the round, as often as their weight says."""
+
+    def __init__(self, weights: Mapping[str, int], rng: random.Random) -> None:
+        super().__init__([t for t, w in weights.items() if w > 0], rng)
+        self.weights = dict(weights)
+
+    def draw(self) -> str:
+        if not self.left:
+            for level in range(max(self.weights.values()), 0, -1):
+                layer = [t for t in self.items if self.weights[t] >= level]
+                self.rng.shuffle(layer)
+                # Drawn from the end: the heaviest layer goes last into the list.
+                self.left = layer + self.left
+        return self.left.pop()
+
+
+class _Draws:
+    """One nemesis's seeded bags on its timeline: targets (by weight), modes and
+    duration bands per target. With target weights, each target has its own bags,
+    whose first draws are the whole node (`both`) and a long fault: the first fault on
+    the holder freezes its node past the bound, the first `all` is a power cut. Without
+    weights, the nemesis's first fault is long."""
+
+    def __init__(
+        self,
+        nem: Nemesis,
+        rng: random.Random,
+        own: tuple[tuple[float, float], tuple[float, float]] | None,
+    ) -> None:
+        self.nem = nem
+        self.rng = rng
+        self.own = own
+        self.draw_params = getattr(nem, "plan_params", None)
+        weights = getattr(nem, "target_weights", None)
+        self.first_mode = FIRST_MODE if weights else None
+        self.targets = _WeightedBag(weights, rng) if weights else None
+        self.modes: dict[str | None, _Bag] = {}
+        self.bands: dict[str | None, _Bag] = {}
+
+    def next_plan(
+        self, t: float, time_limit_s: float, duration: tuple[float, float]
+    ) -> FaultPlan | None:
+        """The plan starting at `t`, or None when it would not end before the limit."""
+        rng = self.rng
+        target = self.targets.draw() if self.targets is not None else None
+        mode = self.modes.setdefault(target, _Bag(self.nem.modes, rng, self.first_mode)).draw()
+        if self.own is not None:
+            band = self.bands.setdefault(target, _Bag(BANDS_PER_ROUND, rng, "long")).draw()
+            dur = round(rng.uniform(*(self.own[0] if band == "short" else self.own[1])), 3)
+            if t + dur >= time_limit_s and band == "long":
+                # A time limit set shorter than the long faults: a short one, if it
+                # fits, rather than no more faults at all.
+                dur = round(rng.uniform(*self.own[0]), 3)
+        else:
+            dur = round(rng.uniform(*duration), 3)
+        if t + dur >= time_limit_s:
+            return None
+        pick = rng.randrange(2**32)
+        params = dict(self.draw_params(mode, rng)) if self.draw_params is not None else {}
+        if target is not None:
+            params["target"] = target
+        return FaultPlan(self.nem.name, mode, t, dur, pick, params)
 
 
 def _range(name: str, pair: tuple[float, float], positive: bool) -> tuple[float, float]:
     lo, hi = pair
-    if lo < 0 or hi < lo or (positive and lo <= 0):
-        need = "0 < low <= high" if positive else "0 <= low <= high"
-        raise ValueError(f"schedule: {name} must be a (low, high) pair with {need}; got {pair}")
+    if lo < 0 or hi < lo or (positive and lo < STEP_S):
+        need = f"{STEP_S:g} <= low <= high" if positive else "0 <= low <= high"
+        raise ScheduleError(
+            f"schedule: nemesis.schedule.{name} must be a (low, high) pair in seconds with "
+            f"{need}; got {list(pair)}"
+        )
     return float(lo), float(hi)
 
 
@@ -51,39 +152,56 @@ def make_schedule(
     warmup_s: float = 2.0,
     gap_s: tuple[float, float] = (1.0, 3.0),
     duration_s: tuple[float, float] = (2.0, 5.0),
+    durations: Mapping[str, Durations] | None = None,
 ) -> list[FaultPlan]:
     """Plans in start order. Per nemesis: warm-up, fault, gap, fault, gap, ... until its
     next fault would not end before `time_limit_s`. Times are rounded to the millisecond;
     each timeline starts after a seeded extra delay of up to one gap, so that several
-    nemeses do not all strike together at the end of the warm-up."""
+    nemeses do not all strike together at the end of the warm-up. A nemesis named in
+    `durations` draws from those bands instead of `duration_s`."""
     gap = _range("gap_s", gap_s, positive=False)
     duration = _range("duration_s", duration_s, positive=True)
     if warmup_s < 0:
-        raise ValueError(f"schedule: warmup_s must be >= 0; got {warmup_s}")
+        raise ScheduleError(f"schedule: nemesis.schedule.warmup_s must be >= 0; got {warmup_s}")
     if not nemeses:
         return []
     names = [n.name for n in nemeses]
     if len(set(names)) != len(names):
-        raise ValueError(f"schedule: a nemesis is given twice in {names}")
+        raise ScheduleError(f"schedule: a nemesis is given twice in {names}")
     for nem in nemeses:
         if not nem.modes:
-            raise ValueError(f"schedule: nemesis {nem.name} has no modes")
-    plans: list[FaultPlan] = []
+            raise ScheduleError(f"schedule: nemesis {nem.name} has no modes")
+    bands_of = {
+        name: (_range(f"{name}.short", d.short, True), _range(f"{name}.long", d.long, True))
+        for name, d in (durations or {}).items()
+    }
+    groups: dict[str, list[Nemesis]] = {}
     for nem in nemeses:
-        # One seeded generator per nemesis: adding a nemesis to a run leaves the
-        # others' timelines as they were.
-        rng = random.Random(f"{seed}:{nem.name}")
-        modes = _Bag(nem.modes, rng)
-        draw_params = getattr(nem, "plan_params", None)
+        groups.setdefault(getattr(nem, "timeline", None) or nem.name, []).append(nem)
+    plans: list[FaultPlan] = []
+    for group, members in groups.items():
+        # One seeded generator per timeline: adding a nemesis to a run leaves the
+        # others' timelines as they were (a nemesis alone on its timeline keeps the
+        # generator of its own name, so its schedules are those it always had).
+        rng = random.Random(f"{seed}:{members[0].name if len(members) == 1 else group}")
+        draws = {nem.name: _Draws(nem, rng, bands_of.get(nem.name)) for nem in members}
+        # Nemeses that share a timeline (pause and kill: both act on processes, and a
+        # kill that lands on a frozen process ends the pause that was the point) take
+        # turns on it, in a seeded order, and never overlap each other.
+        turns = _Bag([nem.name for nem in members], rng) if len(members) > 1 else None
         t = round(float(warmup_s) + rng.uniform(0.0, gap[1]), 3)
         while True:
-            mode = modes.draw()
-            dur = round(rng.uniform(*duration), 3)
-            if t + dur >= time_limit_s:
+            d = draws[turns.draw() if turns is not None else members[0].name]
+            plan = d.next_plan(t, time_limit_s, duration)
+            if plan is None:
                 break
-            pick = rng.randrange(2**32)
-            params = dict(draw_params(mode, rng)) if draw_params is not None else {}
-            plans.append(FaultPlan(nem.name, mode, t, dur, pick, params))
-            t = round(t + dur + rng.uniform(*gap), 3)
+            plans.append(plan)
+            if len(plans) > MAX_PLANNED_FAULTS:
+                raise ScheduleError(
+                    f"schedule: more than {MAX_PLANNED_FAULTS} faults planned in "
+                    f"{time_limit_s:g} s; make nemesis.schedule.gap_s or "
+                    f"nemesis.schedule.duration_s longer (or the time limit shorter)"
+                )
+            t = round(t + plan.duration_s + rng.uniform(*gap), 3)
     plans.sort(key=lambda p: (p.at_s, p.nemesis))
     return plans
