@@ -14,13 +14,22 @@ from typing import Any
 
 import orjson
 
+from harness import options as opts
 from harness.checker import check
 from harness.history import HistoryError, read_history
-from reports.render import render_html, write_report
-from reports.timeline import build_model
+from harness.oneline import one_line
+from harness.reports.render import render_html, write_report
+from harness.reports.timeline import build_model
+from harness.safefile import open_read
 
 REPORT_NAME = "report.html"
-_RUN_FACTS = ("target", "nemeses", "seed", "backend", "error")
+MAX_RESULTS_BYTES = 16 * 2**20  # a run's results are kilobytes; the schedule is the bulk
+MAX_TOLERANCE_NS = opts.MAX_TOLERANCE_NS
+_RUN_FACTS = (
+    "target", "nemeses", "seed", "backend", "error",
+    # the schedule carried out, where it came from, and the run it was derived from
+    "time_limit", "schedule", "schedule_source", "origin",
+)  # fmt: skip
 
 
 def write_run_report(run_dir: str | os.PathLike[str]) -> Path:
@@ -33,25 +42,81 @@ def write_run_report(run_dir: str | os.PathLike[str]) -> Path:
     history = run_path / "history.jsonl"
     if not history.is_file():
         raise HistoryError(f"{history}: no history in this run directory")
-    results: dict[str, Any] = {}
     results_path = run_path / "results.json"
-    if results_path.is_file():
-        try:
-            results = orjson.loads(results_path.read_bytes())
-        except orjson.JSONDecodeError as exc:
-            raise HistoryError(f"{results_path}: not valid JSON: {exc}") from exc
+    results = read_results(results_path) if results_path.exists() else {}
     # Judge again rather than trust results.json: the report cites each violation's
     # events, and a results.json written by an older harness does not have them.
     settings = ((results.get("verdict") or {}).get("settings")) or {}
     events = read_history(history)
     verdict = check(
         events,
-        tolerance_ns=int(settings.get("tolerance_ns", 0)),
-        stale_grace_ns=int(settings.get("stale_grace_ns", 0)),
+        tolerance_ns=settings.get("tolerance_ns", 0),
+        stale_grace_ns=settings.get("stale_grace_ns", 0),
         source=str(history),
     )
     run = {key: results.get(key) for key in _RUN_FACTS} if results else None
     return write_report(events, verdict, run_path / REPORT_NAME, source=str(history), run=run)
 
 
-__all__ = ["REPORT_NAME", "build_model", "render_html", "write_report", "write_run_report"]
+def read_results(path: Path) -> dict[str, Any]:
+    """RUN_DIR/results.json, checked for what the report uses: HistoryError names the file,
+    the key and what was expected (it may come from anywhere: an artifact, a colleague)."""
+    try:
+        with open_read(path) as fh:
+            raw = fh.read(MAX_RESULTS_BYTES + 1)
+    except OSError as exc:
+        raise HistoryError(f"{path}: cannot read: {one_line(exc.strerror or exc)}") from exc
+    if len(raw) > MAX_RESULTS_BYTES:
+        raise HistoryError(f"{path}: larger than {MAX_RESULTS_BYTES} bytes; not a results file")
+    try:
+        results = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise HistoryError(f"{path}: not valid JSON: {one_line(exc)}") from exc
+
+    def bad(key: str, expected: str, value: Any) -> HistoryError:
+        got = one_line(orjson.dumps(value).decode(), 60)
+        return HistoryError(f"{path}: {key}: expected {expected}, got {got}")
+
+    if not isinstance(results, dict):
+        raise bad("top level", "an object", results)
+    for key, kinds, expected in (
+        ("target", (str,), "a string"),
+        ("backend", (str,), "a string"),
+        ("error", (str,), "a string"),
+        ("seed", (int,), "an integer"),
+        ("nemeses", (list,), "a list of strings"),
+    ):
+        value = results.get(key)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise bad(key, expected + " or null", value)
+    if not all(isinstance(n, str) for n in results.get("nemeses") or []):
+        raise bad("nemeses", "a list of strings", results["nemeses"])
+    verdict = results.get("verdict")
+    if verdict is None:
+        return results
+    if not isinstance(verdict, dict):
+        raise bad("verdict", "an object or null", verdict)
+    settings = verdict.get("settings")
+    if settings is None:
+        return results
+    if not isinstance(settings, dict):
+        raise bad("verdict.settings", "an object or null", settings)
+    for key in ("tolerance_ns", "stale_grace_ns"):
+        value = settings.get(key, 0)
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not 0 <= value <= MAX_TOLERANCE_NS
+        ):
+            raise bad(f"verdict.settings.{key}", f"an integer 0..{MAX_TOLERANCE_NS} (ns)", value)
+    return results
+
+
+__all__ = [
+    "REPORT_NAME",
+    "build_model",
+    "read_results",
+    "render_html",
+    "write_report",
+    "write_run_report",
+]

@@ -21,21 +21,12 @@ import orjson
 from markupsafe import Markup
 
 from harness.checker import Verdict
+from harness.checker.units import duration
 from harness.history.events import Event
-from reports.timeline import Model, build_model
+from harness.reports.timeline import Model, build_model
+from harness.safefile import write_atomic
 
 MAX_LISTED_VIOLATIONS = 500  # past this the list stops; every one is still on the timeline
-
-
-def format_ns(ns: int | None) -> str:
-    """Nanoseconds for people: seconds when large, milliseconds or nanoseconds when small."""
-    if ns is None:
-        return "-"
-    if abs(ns) >= 1_000_000_000:
-        return f"{ns / 1e9:.3f} s"
-    if abs(ns) >= 1_000:
-        return f"{ns / 1e6:.3f} ms"
-    return f"{ns} ns"
 
 
 def embed_json(data: Any) -> Markup:
@@ -47,17 +38,17 @@ def embed_json(data: Any) -> Markup:
 
 def _asset(name: str) -> Markup:
     # Our own CSS and JS, inlined as they are (they are not history data).
-    return Markup((resources.files("reports") / "templates" / name).read_text())
+    return Markup((resources.files("harness.reports") / "templates" / name).read_text())
 
 
 _env = jinja2.Environment(
-    loader=jinja2.PackageLoader("reports", "templates"),
+    loader=jinja2.PackageLoader("harness.reports", "templates"),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters["ns"] = format_ns
+_env.filters["ns"] = duration
 _env.filters["json"] = lambda value: orjson.dumps(value).decode()
 
 
@@ -95,7 +86,5 @@ def write_report(
     """Build and write the report of `events` judged by `verdict`; returns its path."""
     path = Path(out)
     html = render_html(build_model(events, verdict, source=source, run=run))
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)  # a reader never sees half a report
+    write_atomic(path, html)  # a reader never sees half a report; never through a link
     return path

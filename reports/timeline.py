@@ -2,7 +2,7 @@
 
 Pure: no I/O, no HTML. The model holds one lane per node, each candidate's leadership
 intervals (the checker's own belief intervals, from `harness.checker.walk`), the
-server-level leader per term from `status` events, fault bands paired from nemesis
+server-level leader per term from `status` events, fault bands paired from harness.nemesis
 events, and the verdict's violations with the lanes they touch. Intervals and leader
 segments are rows of numbers with string tables beside them, so a one-hour history with
 10,000 leaderships stays a few hundred kilobytes.
@@ -12,23 +12,43 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.checker import Verdict
-from harness.checker.walk import walk
+from harness.checker.walk import Walk, walk
 from harness.history.events import NEMESIS, Event
 
 Model = dict[str, Any]
 
-# Nemesis start event -> (fault kind, the event that heals it). Anything else the nemesis
-# records is drawn as a one-off mark.
-FAULT_STARTS: Mapping[str, tuple[str, str]] = {
-    "start-partition": ("partition", "stop-partition"),
-    "pause": ("pause", "resume"),
-    "kill": ("kill", "restart"),
-    "clock-skew": ("clock", "clock-reset"),
-}
-_FAULT_STOPS = {stop: (kind, start) for start, (kind, stop) in FAULT_STARTS.items()}
+
+def fault_bands() -> dict[str, tuple[str, str, str]]:
+    """Nemesis start event -> (fault kind, the event that heals it, band colour), from
+    every registered nemesis's `report_band`. Anything else the nemesis records is
+    drawn as a one-off mark."""
+    from harness.nemesis import all_nemeses
+
+    out: dict[str, tuple[str, str, str]] = {}
+    for cls in all_nemeses().values():
+        band = getattr(cls, "report_band", None)
+        if band is not None:
+            out[band.start] = (band.kind, band.heal, band.color)
+    return out
+
+
+def fault_labellers() -> dict[str, Any]:
+    """Fault kind -> the nemesis's own `fault_label(value)` (a label, or None for the
+    generic one), for nemeses that describe their faults themselves."""
+    from harness.nemesis import all_nemeses
+
+    out: dict[str, Any] = {}
+    for cls in all_nemeses().values():
+        band = getattr(cls, "report_band", None)
+        label = getattr(cls, "fault_label", None)
+        if band is not None and callable(label):
+            out[band.kind] = label
+    return out
+
 
 MAX_FAULT_ROWS = 6  # rows of the fault track; a run rarely has more faults at once
 
@@ -37,8 +57,13 @@ ENDINGS = ("release", "lost", "crash", "acquire", "end of history")
 
 
 def _natural_key(name: str) -> list[Any]:
-    """n2 before n10: compare digit runs as numbers."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+    """n2 before n10: compare runs of ASCII digits as numbers. Only ASCII: other digits
+    (`²`, `٣`) are text, so `n2²` sorts instead of crashing `int()`; split() puts the digit
+    runs at the odd positions, so numbers are only ever compared with numbers."""
+    return [int(part) if i % 2 else part for i, part in enumerate(_DIGITS.split(name))]
+
+
+_DIGITS = re.compile(r"([0-9]+)")
 
 
 class _Lanes:
@@ -69,8 +94,16 @@ def _groups(value: Mapping[str, Any]) -> list[list[str]]:
     return [_names(g) for g in groups if isinstance(g, list)]
 
 
-def fault_label(kind: str, f: str, value: Mapping[str, Any]) -> str:
-    """A short description of a fault, from the value its start event recorded."""
+def fault_label(
+    kind: str, f: str, value: Mapping[str, Any], labellers: Mapping[str, Any] | None = None
+) -> str:
+    """A short description of a fault, from the value its start event recorded
+    (`labellers`: fault_labellers(), when the caller labels many faults)."""
+    own = (fault_labellers() if labellers is None else labellers).get(kind)
+    if own is not None:
+        label = own(value)
+        if isinstance(label, str):
+            return label
     nodes = ", ".join(_names(value.get("nodes")))
     where = f" on {nodes}" if nodes else ""
     if kind == "partition":
@@ -105,10 +138,13 @@ def _pair_faults(
     faults: list[dict[str, Any]] = []
     marks: list[dict[str, Any]] = []
     open_faults: dict[str, list[dict[str, Any]]] = {}
+    starts = fault_bands()
+    labellers = fault_labellers()
+    stops = {heal: (kind, start) for start, (kind, heal, _) in starts.items()}
     for e in nemesis_events:
         value = e.value or {}
-        if e.f in FAULT_STARTS:
-            kind = FAULT_STARTS[e.f][0]
+        if e.f in starts:
+            kind, _, color = starts[e.f]
             groups = _groups(value) if kind == "partition" else []
             nodes = [lanes.add(n) for n in _names(value.get("nodes"))]
             for g in groups:
@@ -119,7 +155,8 @@ def _pair_faults(
                 "start": e.time,
                 "end": end_time,
                 "open": True,  # not healed within the history
-                "label": fault_label(kind, e.f, value),
+                "label": fault_label(kind, e.f, value, labellers),
+                "color": color,
                 "nodes": nodes,
                 "groups": groups,
                 "value": value,
@@ -129,8 +166,8 @@ def _pair_faults(
             }
             faults.append(fault)
             open_faults.setdefault(kind, []).append(fault)
-        elif e.f in _FAULT_STOPS:
-            kind = _FAULT_STOPS[e.f][0]
+        elif e.f in stops:
+            kind = stops[e.f][0]
             pending = open_faults.get(kind, [])
             key = _fault_key(kind, value)
             # The heal of the same nodes if one is open, else the oldest open of its kind.
@@ -199,8 +236,54 @@ def build_model(
     on the same events). `run` adds the run's facts (target, nemeses, seed, error)."""
     w = walk(events, source)
     lanes = _Lanes()
+    node_of, nemesis_events = _process_nodes(events)
+    for s in w.statuses:
+        lanes.add(str(s.node))
+    tracks = _leaderships(w, lanes, node_of)
+    segments = _leader_segments(w.statuses)
+    for leader, *_ in segments:
+        lanes.add(leader)
+    faults, marks = _pair_faults(nemesis_events, w.end_time, lanes)
+    violations = _violations(verdict, lanes, tracks.process_lane, node_of)
+    # Every lane is known now: replace lane names by their final (sorted) indexes.
+    index = lanes.index()
+    return {
+        "version": 1,
+        "source": source,
+        "start": w.start_time,
+        "end": w.end_time,
+        "valid": verdict["valid"],
+        "stats": verdict["stats"],
+        "settings": verdict.get("settings", {}),
+        "run": dict(run) if run else None,
+        "lanes": list(index),
+        "elections": tracks.elections,
+        "processes": list(tracks.processes),
+        "endings": list(ENDINGS),
+        # [lane, start, end, token, process, ending, election, start line, end line]
+        "intervals": sorted(
+            ([index[lane], *rest] for lane, *rest in tracks.intervals),
+            key=lambda r: (r[1], r[0]),
+        ),
+        # [lane, first seen, last seen, term, observations, observers]
+        "leaders": sorted(
+            (
+                [index[leader], first, last, term, count, observers]
+                for leader, term, first, last, count, observers in segments
+            ),
+            key=lambda r: (r[1], r[0]),
+        ),
+        "faults": _indexed_faults(faults, index),
+        "marks": marks,
+        "violations": [
+            {**v, "lanes": sorted({index[lane] for lane in v["lanes"]})} for v in violations
+        ],
+    }
 
-    # Where each process runs: its events' `node`, for the few whose acquire ok lacks one.
+
+def _process_nodes(events: Sequence[Event]) -> tuple[dict[Any, str], list[Event]]:
+    """Where each process runs (the `node` of its first event that has one, for the few
+    whose acquire ok lacks one), and the nemesis events in time order."""
     node_of: dict[Any, str] = {}
     nemesis_events: list[Event] = []
     for e in sorted(events, key=lambda e: e.time):
@@ -208,23 +291,36 @@ def build_model(
             nemesis_events.append(e)
         elif e.node is not None and e.process not in node_of and e.f != "status":
             node_of[e.process] = e.node
+    return node_of, nemesis_events
 
-    def lane_of_process(process: Any, event: Event | None) -> str:
-        node = event.node if event is not None and event.node is not None else None
-        return lanes.add(node or node_of.get(process) or f"process {process}")
 
-    for s in w.statuses:
-        lanes.add(str(s.node))
-    elections = sorted(w.beliefs)
-    processes: dict[Any, int] = {}
-    raw_intervals: list[tuple[str, int, int, int, int, int, int, Any, Any]] = []
-    process_lane: dict[Any, str] = {}
-    for ei, election in enumerate(elections):
+def _lane_of_process(lanes: _Lanes, node_of: Mapping[Any, str], process: Any) -> str:
+    return lanes.add(node_of.get(process) or f"process {process}")
+
+
+@dataclass
+class _Leaderships:
+    """Every belief interval as a row (lane still a name), and who is where."""
+
+    elections: list[str] = field(default_factory=list)
+    processes: dict[Any, int] = field(default_factory=dict)  # process -> its number
+    process_lane: dict[Any, str] = field(default_factory=dict)  # the lane of its first
+    intervals: list[tuple[str, int, int, int, int, int, int, Any, Any]] = field(
+        default_factory=list
+    )
+
+
+def _leaderships(w: Walk, lanes: _Lanes, node_of: Mapping[Any, str]) -> _Leaderships:
+    """The belief intervals of every election, each on the lane of the node its acquire
+    ok names (else where its process runs)."""
+    out = _Leaderships(elections=sorted(w.beliefs))
+    for ei, election in enumerate(out.elections):
         for b in w.beliefs[election]:
-            lane = lane_of_process(b.process, b.start_event)
-            process_lane.setdefault(b.process, lane)
-            pi = processes.setdefault(b.process, len(processes))
-            raw_intervals.append(
+            node = b.start_event.node if b.start_event is not None else None
+            lane = lanes.add(node) if node else _lane_of_process(lanes, node_of, b.process)
+            out.process_lane.setdefault(b.process, lane)
+            pi = out.processes.setdefault(b.process, len(out.processes))
+            out.intervals.append(
                 (
                     lane,
                     b.start,
@@ -237,56 +333,31 @@ def build_model(
                     b.end_event.line if b.end_event is not None else None,
                 )
             )
-    segments = _leader_segments(w.statuses)
-    for leader, *_ in segments:
-        lanes.add(leader)
-    faults, marks = _pair_faults(nemesis_events, w.end_time, lanes)
+    return out
 
-    violations = []
+
+def _violations(
+    verdict: Verdict,
+    lanes: _Lanes,
+    process_lane: Mapping[Any, str],
+    node_of: Mapping[Any, str],
+) -> list[dict[str, Any]]:
+    """The verdict's violations, each with the names of the lanes it touches."""
+    out: list[dict[str, Any]] = []
     for v in verdict["violations"]:
         if v.get("election") is None:  # server-level: processes are member names
             touched = [lanes.add(str(p)) for p in v["processes"]]
         else:
             touched = [
-                process_lane.get(p) or lanes.add(node_of.get(p) or f"process {p}")
-                for p in v["processes"]
+                process_lane.get(p) or _lane_of_process(lanes, node_of, p) for p in v["processes"]
             ]
-        violations.append({**v, "lanes": touched})
+        out.append({**v, "lanes": touched})
+    return out
 
-    index = lanes.index()
-    intervals = sorted(
-        ([index[lane], *rest] for lane, *rest in raw_intervals), key=lambda r: (r[1], r[0])
-    )
-    leaders = sorted(
-        (
-            [index[leader], first, last, term, count, observers]
-            for leader, term, first, last, count, observers in segments
-        ),
-        key=lambda r: (r[1], r[0]),
-    )
+
+def _indexed_faults(faults: list[dict[str, Any]], index: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Faults with their nodes and partition groups as lane indexes."""
     for fault in faults:
         fault["lanes"] = sorted({index[n] for n in fault.pop("nodes")})
         fault["groups"] = [[index[n] for n in g] for g in fault["groups"]]
-    for v in violations:
-        v["lanes"] = sorted({index[lane] for lane in v["lanes"]})
-    return {
-        "version": 1,
-        "source": source,
-        "start": w.start_time,
-        "end": w.end_time,
-        "valid": verdict["valid"],
-        "stats": verdict["stats"],
-        "settings": verdict.get("settings", {}),
-        "run": dict(run) if run else None,
-        "lanes": list(index),
-        "elections": elections,
-        "processes": list(processes),
-        "endings": list(ENDINGS),
-        # [lane, start, end, token, process, ending, election, start line, end line]
-        "intervals": intervals,
-        # [lane, first seen, last seen, term, observations, observers]
-        "leaders": leaders,
-        "faults": faults,
-        "marks": marks,
-        "violations": violations,
-    }
+    return faults

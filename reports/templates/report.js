@@ -31,7 +31,7 @@
 
   function el(name, attrs, parent) {
     var node = document.createElementNS(SVGNS, name);
-    for (var key in attrs) node.setAttribute(key, attrs[key]);
+    for (var key in attrs) if (attrs[key] !== null) node.setAttribute(key, attrs[key]);
     if (parent) parent.appendChild(node);
     return node;
   }
@@ -119,14 +119,14 @@
           });
         });
       } else {
+        // The colour comes from the nemesis's registry entry (its report band).
         f.lanes.forEach(function (lane) {
           el("rect", { x: s[0], y: laneY(lane), width: s[1], height: LANE_H,
-            class: "band " + f.kind, "data-k": "f" + fi }, plot);
+            class: "band " + f.kind, fill: f.color || null, "data-k": "f" + fi }, plot);
         });
       }
-      var kind = ["partition", "pause", "kill", "clock"].indexOf(f.kind) >= 0 ? f.kind : "other";
       el("rect", { x: s[0], y: FAULTS_Y + f.row * FAULT_ROW, width: s[1], height: FAULT_ROW - 2,
-        class: "fault " + kind, "data-k": "f" + fi }, plot);
+        class: "fault " + f.kind, "data-k": "f" + fi, fill: f.color || null }, plot);
       if (s[1] > 60) {
         el("text", { x: Math.max(s[0], GUTTER) + 3, y: FAULTS_Y + f.row * FAULT_ROW + 10,
           class: "fault-label" }, plot).textContent = f.label;

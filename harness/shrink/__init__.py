@@ -1,0 +1,1 @@
+"""Shrinking: from a failing run to the smallest schedule that still fails (harness shrink)."""
