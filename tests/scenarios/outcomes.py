@@ -11,6 +11,13 @@ import pytest
 ATTEMPTS = 3
 
 
+def selected(nemeses: tuple[str, ...]) -> set[str]:
+    """The nemeses a scenario run selected: `all` means every registered one."""
+    from harness.nemesis import all_nemeses
+
+    return set(all_nemeses()) if "all" in nemeses else set(nemeses)
+
+
 def describe(outcome: Any) -> str:
     if outcome.verdict is None:
         return f"no verdict ({outcome.error}); run directory {outcome.run_dir}"
