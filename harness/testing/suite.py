@@ -95,6 +95,11 @@ class FakeRuns:
             self.calls.append(cfg)
             self.children.append(children)
             number = len(self.calls)
+            if number == self.interrupt_at and children is not None:
+                # As a real Ctrl-C does: the suite's signal handler stops the pool when the
+                # signal arrives, before the interrupted run comes back (instant fake runs
+                # in other threads would otherwise race past it).
+                children.stop("SIGINT")
         run_dir = store.resolve() / f"fake-{cfg.target}-s{cfg.seed}-{number}"
         run_dir.mkdir(parents=True)
         if number == self.interrupt_at:
