@@ -26,8 +26,8 @@ import orjson
 from harness.checker import check
 from harness.history import parse_lines
 from harness.history.synth import correct_history
-from reports import write_report
-from reports.browser import dump_dom, find_chromium
+from harness.reports import write_report
+from harness.reports.browser import dump_dom, find_chromium
 
 
 def one_hour_history(leaderships: int, hours: float, seed: int) -> list[dict]:
