@@ -105,7 +105,10 @@ PLAIN_UNSAFE = [
     ("consul-naive", "configs/consul/naive.yaml", "pause"),
     ("no-persist", "configs/reference/unsafe-no-persist.yaml", "kill"),
     ("no-check-quorum", "configs/reference/unsafe-no-check-quorum.yaml", "partition"),
-    ("zero-drift", "configs/reference/unsafe-zero-drift.yaml", "clock"),
+    # Skew alone starts no election: the slow leader must also be cut off (README).
+    ("zero-drift", "configs/reference/unsafe-zero-drift.yaml", "clock,partition"),
+    # Liveness: flaps under one-link cuts; without leader stickiness unsafe as well.
+    ("no-pre-vote", "configs/reference/unsafe-no-pre-vote.yaml", "partition"),
 ]
 PLAIN_SAFE = [
     ("etcd-guarded", "configs/etcd/guarded.yaml"),
@@ -114,7 +117,7 @@ PLAIN_SAFE = [
 ]
 PLAIN_ROWS = [
     *(
-        Row(f"plain/{label}/{n}", config, (n,), "caught", own_time_limit=True)
+        Row(f"plain/{label}/{n}", config, tuple(n.split(",")), "caught", own_time_limit=True)
         for label, config, single in PLAIN_UNSAFE
         for n in ("all", single)
     ),

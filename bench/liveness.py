@@ -10,7 +10,10 @@ run at a time; seeds from 7000 up by default (not the seeds the configurations w
 written against).
 
     python bench/liveness.py [--runs 5] [--first-seed 7000] [--time-limit 30]
-        [--backend auto|local|docker]
+        [--backend auto|local|docker] [--plain]
+
+`--plain`: the elector configurations themselves under `--nemesis all` at the default
+time limit (what a team gets without a hand-made configuration).
 """
 
 from __future__ import annotations
@@ -32,8 +35,14 @@ from harness.suite.runner import history_figures
 REPO = Path(__file__).resolve().parent.parent
 
 ROWS = [
-    ("no-pre-vote/one-link", "configs/detection/no-pre-vote-one-link.yaml"),
-    ("safe/one-link", "configs/detection/safe-one-link.yaml"),
+    ("no-pre-vote/one-link", "configs/detection/no-pre-vote-one-link.yaml", None),
+    ("safe/one-link", "configs/detection/safe-one-link.yaml", None),
+]
+# Plain options (issue 14): each elector configuration with only `--nemesis all`, at the
+# default time limit (the one-link and one-direction cuts are in the default mix).
+PLAIN_ROWS = [
+    ("no-pre-vote/all", "configs/reference/unsafe-no-pre-vote.yaml", ("all",)),
+    ("safe/all", "configs/reference/safe.yaml", ("all",)),
 ]
 
 
@@ -41,16 +50,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=7000)
-    parser.add_argument("--time-limit", type=float, default=30.0)
+    parser.add_argument(
+        "--time-limit", type=float, help="default: 30, or the run's own with --plain"
+    )
+    parser.add_argument("--plain", action="store_true", help="--nemesis all, default time limit")
     parser.add_argument("--backend", default="auto", choices=opts.backend_names())
     args = parser.parse_args()
     store = Path(tempfile.mkdtemp(prefix="liveness-"))
     summary = []
     try:
-        for label, config in ROWS:
+        for label, config, nemeses in PLAIN_ROWS if args.plain else ROWS:
             counts: list[int] = []
+            limit = args.time_limit if args.time_limit or args.plain else 30.0
             for seed in range(args.first_seed, args.first_seed + args.runs):
-                overrides = {"seed": seed, "time_limit": args.time_limit, "backend": args.backend}
+                overrides = {
+                    "seed": seed, "time_limit": limit, "backend": args.backend, "nemeses": nemeses
+                }  # fmt: skip
                 cfg = load_run_config(REPO / config, overrides)
                 outcome = Runner(cfg, store=store, progress=LineProgress(io.StringIO())).execute()
                 if outcome.interrupted:

@@ -179,14 +179,19 @@ DEFAULT_WEIGHTS: Mapping[str, int] = {"holder": 3, "leader": 3, "all": 3}
 MAX_WEIGHT = 100
 
 
-def read_weights(r: Reader, targets: Sequence[str]) -> dict[str, int]:
-    """`weights: {target: integer}` over the chosen targets (a target not named weighs
-    DEFAULT_WEIGHTS' value, else 1); at least one chosen target must weigh more than 0."""
+def read_weights(
+    r: Reader,
+    chosen: Sequence[str],
+    allowed: Sequence[str] = TARGETS,
+    defaults: Mapping[str, int] = DEFAULT_WEIGHTS,
+) -> dict[str, int]:
+    """`weights: {name: integer}` over the chosen targets or modes (one not named weighs
+    its value in `defaults`, else 1); at least one chosen name must weigh more than 0."""
     given = r.section("weights")
-    given.only(TARGETS)
-    weights = {t: given.integer(t, DEFAULT_WEIGHTS.get(t, 1), 0, MAX_WEIGHT) for t in targets}
+    given.only(allowed)
+    weights = {t: given.integer(t, defaults.get(t, 1), 0, MAX_WEIGHT) for t in chosen}
     if not any(weights.values()):
-        raise r.problem("weights", f"every chosen target ({', '.join(targets)}) weighs 0")
+        raise r.problem("weights", f"every chosen one ({', '.join(chosen)}) weighs 0")
     return weights
 
 

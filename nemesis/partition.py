@@ -38,6 +38,7 @@ from harness.backends.base import Node
 from harness.nemesis._common import (
     FaultError,
     on_nodes,
+    read_weights,
     run_scripts,
     settings_reader,
     start_or_undo,
@@ -51,11 +52,16 @@ MODES: tuple[str, ...] = (
     "halves", "one", "leader", "holder", "ring", "bridge", "one-link", "one-direction"
 )  # fmt: skip
 # `holder` (isolate the node whose candidate holds the election) is opt-in: for the
-# reference elector it is the leader's node anyway. `one-link` and `one-direction` are
-# opt-in so that the default mix (and the detection figures measured with it) stays as
-# it was, under `--nemesis all` too; a configuration names them (`partition: {modes:
-# [one-link]}`), as the liveness suite cases do.
-DEFAULT_MODES: tuple[str, ...] = ("halves", "one", "leader", "ring", "bridge")
+# reference elector it is the leader's node anyway. The partial failures `one-link` and
+# `one-direction` are in the default mix: they are what takes clusters down in real
+# outages, so a plain `--nemesis partition` or `all` must reach them.
+DEFAULT_MODES: tuple[str, ...] = (
+    "halves", "one", "leader", "ring", "bridge", "one-link", "one-direction"
+)  # fmt: skip
+# Cutting off the node that leads the cluster (or holds the election) is the partition
+# that tests an election system most directly: a round of the mode bag holds each of
+# them three times, every other mode once (setting `weights`).
+DEFAULT_MODE_WEIGHTS: Mapping[str, int] = {"leader": 3, "holder": 3}
 # Which way a `one-direction` fault drops the node's traffic: `out` (to the others: it
 # hears but is not heard, Jepsen's drop) or `in` (from the others: heard, but deaf).
 DIRECTIONS: tuple[str, ...] = ("out", "in")
@@ -284,18 +290,27 @@ class PartitionNemesis:
     """Network partitions by iptables inside each node's namespace."""
 
     name = "partition"
+    # Partition and lossy take turns on one timeline (nemesis/schedule.py) and, mixed with
+    # other timelines, rest as long as each fault lasted before the next.
+    timeline = "network"
+    rest_after = 1.0
     report_band = ReportBand(
         "partition", "start-partition", "stop-partition", "rgba(124, 58, 237, .13)"
     )
     SETTINGS: Mapping[str, str] = {
         "modes": f"a list of {', '.join(MODES)}",
         "directions": f"which ways one-direction drops, a list of {', '.join(DIRECTIONS)}",
+        "weights": "a mapping of mode to an integer weight, 0 to 100 (default: leader and "
+        "holder 3, the others 1)",
     }
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         r = settings_reader(self.name, settings, self.SETTINGS)
         self.modes: tuple[str, ...] = r.subset("modes", DEFAULT_MODES, MODES)
         self.directions: tuple[str, ...] = r.subset("directions", DIRECTIONS, DIRECTIONS)
+        # The schedule draws modes from a bag holding each this many times a round
+        # (nemesis/schedule.py), heaviest first.
+        self.mode_weights = read_weights(r, self.modes, MODES, DEFAULT_MODE_WEIGHTS)
 
     def refusal(self, cluster: Cluster) -> str | None:
         if len(cluster.nodes) < 3:

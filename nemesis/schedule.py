@@ -5,9 +5,18 @@ quiet gaps and its faults alternate, so one nemesis has at most one fault active
 time, while faults of different nemeses overlap (a clock skew during a partition is
 what exposes a lease that trusts clocks). Nemeses that name the same `timeline` share
 one instead, taking turns in a seeded order (pause and kill: a kill of a frozen process
-ends the pause that was the point). Every fault ends before the time limit. Each
+ends the pause that was the point; partition and lossy: both cut links, and together
+they left a cluster almost never available). When several timelines are mixed and
+durations come from the target's timing, a timeline whose nemeses state `rest_after`
+(partition and lossy: 1.0) waits at least that many times the fault's duration before
+its next fault: a fault, then as long again to
+recover, so that the other timelines' faults also meet a working cluster (a cluster cut
+off 70 % of a run elects too rarely for a frozen holder to be replaced, which is how
+the naive candidates' bug shows). Every fault ends before the time limit. Each
 nemesis draws its modes from a shuffled bag (every mode once per round, in a seeded
-order), so a long run covers every mode evenly while staying random. A nemesis may offer
+order), so a long run covers every mode evenly while staying random (a nemesis with
+`mode_weights`, partition's leader and holder weighing 3, draws from a weighted bag
+instead, heaviest first). A nemesis may offer
 `plan_params(mode, rng)` to draw its own parameters (offsets, rates) from the same
 seeded generator, and `target_weights` (target name -> integer weight) to have each
 fault's `target` param drawn from a seeded bag that holds each target `weight` times per
@@ -105,6 +114,7 @@ class _Draws:
         weights = getattr(nem, "target_weights", None)
         self.first_mode = FIRST_MODE if weights else None
         self.targets = _WeightedBag(weights, rng) if weights else None
+        self.mode_weights: Mapping[str, int] | None = getattr(nem, "mode_weights", None)
         self.modes: dict[str | None, _Bag] = {}
         self.bands: dict[str | None, _Bag] = {}
 
@@ -114,7 +124,13 @@ class _Draws:
         """The plan starting at `t`, or None when it would not end before the limit."""
         rng = self.rng
         target = self.targets.draw() if self.targets is not None else None
-        mode = self.modes.setdefault(target, _Bag(self.nem.modes, rng, self.first_mode)).draw()
+        if target not in self.modes:
+            self.modes[target] = (
+                _WeightedBag(self.mode_weights, rng)
+                if self.mode_weights
+                else _Bag(self.nem.modes, rng, self.first_mode)
+            )
+        mode = self.modes[target].draw()
         if self.own is not None:
             band = self.bands.setdefault(target, _Bag(BANDS_PER_ROUND, rng, "long")).draw()
             dur = round(rng.uniform(*(self.own[0] if band == "short" else self.own[1])), 3)
@@ -178,8 +194,15 @@ def make_schedule(
     groups: dict[str, list[Nemesis]] = {}
     for nem in nemeses:
         groups.setdefault(getattr(nem, "timeline", None) or nem.name, []).append(nem)
+    mixed = len(groups) > 1
     plans: list[FaultPlan] = []
     for group, members in groups.items():
+        # Rests come with the durations drawn from the target's timing; a schedule whose
+        # durations the YAML set keeps exactly the gaps it set.
+        rest = max(
+            (float(getattr(nem, "rest_after", 0.0)) for nem in members if nem.name in bands_of),
+            default=0.0,
+        )
         # One seeded generator per timeline: adding a nemesis to a run leaves the
         # others' timelines as they were (a nemesis alone on its timeline keeps the
         # generator of its own name, so its schedules are those it always had).
@@ -202,6 +225,11 @@ def make_schedule(
                     f"{time_limit_s:g} s; make nemesis.schedule.gap_s or "
                     f"nemesis.schedule.duration_s longer (or the time limit shorter)"
                 )
-            t = round(t + plan.duration_s + rng.uniform(*gap), 3)
+            pause_s = rng.uniform(*gap)
+            if mixed:
+                # Alongside other timelines, a network fault is followed by at least as
+                # long again without one (the timeline's `rest_after`, x the fault).
+                pause_s = max(pause_s, rest * plan.duration_s)
+            t = round(t + plan.duration_s + pause_s, 3)
     plans.sort(key=lambda p: (p.at_s, p.nemesis))
     return plans

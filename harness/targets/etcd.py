@@ -89,9 +89,14 @@ class EtcdTarget(ServerTarget):
     @property
     def timing(self) -> Timing:
         """The leader revokes an unrenewed lease when its TTL runs out; etcd raises a TTL
-        below its minimum (1.5 election timeouts) to that minimum."""
-        ttl_s = max(float(self.lease_ttl_s), 1.5 * self.election_timeout_ms / 1000)
-        return Timing("etcd", self.election_timeout_ms / 1000, ttl_s, ttl_s)
+        below its minimum (1.5 election timeouts) to that minimum. When the node that
+        froze or was cut off with the holder also led the cluster, the lease outlives
+        its TTL: a new leader is elected first (an election timeout or more) and, taking
+        over, extends every lease by an election timeout (etcd's lessor `Promote`). So a
+        lease is gone for sure about TTL + 2 election timeouts after its last renewal."""
+        election_s = self.election_timeout_ms / 1000
+        ttl_s = max(float(self.lease_ttl_s), 1.5 * election_s)
+        return Timing("etcd", election_s, ttl_s, ttl_s + 2 * election_s)
 
     def start_member(self, node: Node) -> Daemon:
         data_dir = self._run_dir / "nodes" / node.name / "etcd-data"

@@ -3,6 +3,7 @@ schedule draws them: they straddle the bound, explicit settings win, a seed repl
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -39,6 +40,8 @@ def test_targets_state_their_timing() -> None:
     assert "consul session TTL 15 s, invalidated by 30 s, lock-delay 5 s" in t.describe()
     etcd = timing_of(EtcdTarget({"election_timeout_ms": 3000}))
     assert etcd is not None and etcd.lease_s == 4.5  # etcd raises 2 s to 1.5 x 3 s
+    # A frozen leader's holder: an election, then a lease extended by an election timeout.
+    assert etcd.lease_invalidated_s == 4.5 + 2 * 3.0 and etcd.takeover_s == 10.5
     ref = timing_of(ReferenceTarget({"election_timeout_ms": [400, 800]}))
     assert ref is not None and ref.takeover_s == 0.8
     assert timing_of(object()) is None  # an out-of-tree target that states nothing
@@ -127,3 +130,31 @@ def test_clock_faults_straddle_several_election_timeouts() -> None:
     assert ref.short[1] < 3.0 < ref.long[0]
     consul = durations_for(clock, ConsulTarget().timing)  # the session's 20 s is longer
     assert consul.short[1] < 20.0 < consul.long[0]
+
+
+def test_mixed_network_faults_take_turns_and_rest_as_long_as_they_lasted() -> None:
+    nems = make_nemeses(["partition", "lossy", "pause", "kill"], {})
+    d = default_durations(nems, EtcdTarget().timing)
+    plans = make_schedule(nems, 5006, 600.0, durations=d)
+    network = [p for p in plans if p.nemesis in ("partition", "lossy")]
+    assert {p.nemesis for p in network} == {"partition", "lossy"}
+    for prev, nxt in itertools.pairwise(network):
+        # One network fault at a time, then at least as long again without one.
+        assert nxt.at_s >= prev.at_s + 2 * prev.duration_s - 1e-6
+    # The process timeline keeps its plain gaps (1 to 3 s): it is not a network fault.
+    process = [p for p in plans if p.nemesis in ("pause", "kill")]
+    gaps = [b.at_s - (a.at_s + a.duration_s) for a, b in itertools.pairwise(process)]
+    assert gaps and max(gaps) <= 3.0 + 1e-6
+
+
+def test_network_faults_alone_or_with_set_durations_keep_their_gaps() -> None:
+    alone = make_nemeses(["partition"], {})
+    d = default_durations(alone, EtcdTarget().timing)
+    plans = make_schedule(alone, 5007, 600.0, durations=d)
+    gaps = [b.at_s - (a.at_s + a.duration_s) for a, b in itertools.pairwise(plans)]
+    assert max(gaps) <= 3.0 + 1e-6  # no other timeline: nothing to rest for
+    # Durations set in the YAML (no timing bands): the gaps it set, mixed or not.
+    mixed = make_schedule(make_nemeses(["partition", "pause"], {}), 5007, 600.0)
+    part = [p for p in mixed if p.nemesis == "partition"]
+    gaps = [b.at_s - (a.at_s + a.duration_s) for a, b in itertools.pairwise(part)]
+    assert max(gaps) <= 3.0 + 1e-6

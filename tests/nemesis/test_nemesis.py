@@ -120,7 +120,7 @@ def test_make_nemeses_rejects_mistakes(
 
 
 def all_nemeses() -> list[Any]:
-    return make_nemeses(["partition", "pause", "kill", "clock"], {})
+    return make_nemeses(["partition", "pause", "kill", "clock", "lossy"], {})
 
 
 def test_schedule_same_seed_same_plans_and_no_global_state() -> None:
@@ -137,8 +137,11 @@ def test_schedule_shape() -> None:
     limit = 90.0
     plans = make_schedule(all_nemeses(), 7, limit, warmup_s=3.0, gap_s=(1.0, 2.0))
     assert [p.at_s for p in plans] == sorted(p.at_s for p in plans)
-    # Timelines: pause and kill share one (they take turns), the others have their own.
-    timelines = {"partition": {"partition"}, "process": {"pause", "kill"}, "clock": {"clock"}}
+    # Timelines: pause and kill share one (they take turns), partition and lossy another,
+    # clock has its own.
+    timelines = {
+        "network": {"partition", "lossy"}, "process": {"pause", "kill"}, "clock": {"clock"}
+    }  # fmt: skip
     for name, kinds in timelines.items():
         own = [p for p in plans if p.nemesis in kinds]
         assert {p.nemesis for p in own} == kinds, name
@@ -152,9 +155,10 @@ def test_schedule_shape() -> None:
     # A single nemesis keeps the timeline (and the plans) it has on its own.
     alone = make_schedule(make_nemeses(["pause"], {}), 7, limit, warmup_s=3.0, gap_s=(1.0, 2.0))
     assert alone and all(p.nemesis == "pause" for p in alone)
-    assert make_schedule(make_nemeses(["partition", "clock"], {}), 7, limit, warmup_s=3.0,
-                         gap_s=(1.0, 2.0)) == [p for p in plans if p.nemesis != "pause"
-                                               and p.nemesis != "kill"]  # fmt: skip
+    assert make_schedule(make_nemeses(["partition", "lossy", "clock"], {}), 7, limit,
+                         warmup_s=3.0, gap_s=(1.0, 2.0)) == [
+        p for p in plans if p.nemesis not in ("pause", "kill")
+    ]  # fmt: skip
     for p in plans:
         assert 2.0 <= p.duration_s <= 5.0
         assert p.at_s + p.duration_s < limit
@@ -735,7 +739,10 @@ def test_partition_isolates_the_holder() -> None:
     assert groups == [["n4"], ["n1", "n2", "n3", "n5"]] and note is None
     groups, note = partition_groups("holder", ns, 3, leader=None)
     assert len(groups[0]) == 1 and note and "no holder known" in note
-    assert PartitionNemesis().modes == ("halves", "one", "leader", "ring", "bridge")
+    # Holder is opt-in; the partial failures of real outages are in the default mix.
+    assert PartitionNemesis().modes == (
+        "halves", "one", "leader", "ring", "bridge", "one-link", "one-direction"
+    )  # fmt: skip
     assert "holder" in PartitionNemesis({"modes": ["holder"]}).modes
     from harness.targets.etcd import EtcdTarget
 

@@ -167,11 +167,16 @@ def test_one_direction_plan_params_and_settings() -> None:
         both.start(FakeCluster(3), plan("partition", "one-direction", direction="up"))
 
 
-def test_new_modes_are_opt_in_and_old_schedules_unchanged() -> None:
-    assert "one-link" not in PartitionNemesis().modes
-    assert "one-direction" not in PartitionNemesis().modes
-    # A schedule without the new modes draws exactly as before (no extra rng calls).
-    old = make_schedule([PartitionNemesis()], seed=5, time_limit_s=60)
+def test_partial_modes_are_in_the_default_mix_and_only_one_direction_draws() -> None:
+    assert {"one-link", "one-direction"} <= set(PartitionNemesis().modes)
+    plans = make_schedule([PartitionNemesis()], seed=5, time_limit_s=600)
+    assert {"one-link", "one-direction"} <= {p.mode for p in plans}
+    # Only one-direction draws a parameter (its direction); every other mode draws none.
+    for p in plans:
+        assert p.params == ({"direction": p.params["direction"]} if p.mode == "one-direction"
+                            else {})  # fmt: skip
+    # Named modes without the new ones draw no parameters at all.
+    old = make_schedule([PartitionNemesis({"modes": ["halves", "leader"]})], 5, 60)
     assert all(p.params == {} for p in old)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.nemesis import make_nemeses
-from harness.nemesis.durations import default_durations
+from harness.nemesis.durations import default_durations, fitting_time_limit
 from harness.nemesis.schedule import make_schedule
 from harness.targets.etcd import EtcdTarget
 from harness.targets.reference import ReferenceTarget
@@ -60,8 +60,9 @@ def test_targets_come_in_proportion_to_their_weights() -> None:
 def test_the_first_faults_reach_holder_leader_and_a_power_cut(name: str) -> None:
     nems = make_nemeses([name], {})
     d = default_durations(nems, EtcdTarget().timing)
+    limit = fitting_time_limit(d, 2.0, (1.0, 3.0))  # the run's default time limit
     for seed in range(5000, 5100):
-        plans = make_schedule(nems, seed, 30.0, durations=d)
+        plans = make_schedule(nems, seed, limit, durations=d)
         first = plans[:3]
         assert {p.params["target"] for p in first} == {"holder", "leader", "all"}
         # Each heavy target's first fault is the whole node, past the bound.
@@ -76,3 +77,25 @@ def test_a_30_s_reference_run_reaches_every_heavy_target_and_kills_all_members()
         targets = {p.params["target"] for p in plans}
         assert {"holder", "leader", "all"} <= targets
         assert any(p.params["target"] == "all" and p.mode != "candidate" for p in plans)
+
+
+def test_partitions_isolate_the_leader_first_and_three_times_a_round() -> None:
+    nems = make_nemeses(["partition"], {})
+    assert nems[0].mode_weights["leader"] == 3  # type: ignore[attr-defined]
+    for seed in range(5000, 5050):
+        plans = make_schedule(nems, seed, 3000.0, duration_s=(1.0, 1.0), gap_s=(1.0, 1.0))
+        assert plans[0].mode == "leader"  # the heaviest layer of a round comes first
+        counts = Counter(p.mode for p in plans)
+        rounds = len(plans) // 9  # leader 3 + six other modes once
+        assert abs(counts["leader"] - 3 * rounds) <= 3
+        assert abs(counts["one-link"] - rounds) <= 1
+
+
+def test_partition_mode_weights_are_settings_checked_by_key() -> None:
+    nems = make_nemeses(["partition"], {"partition": {"weights": {"leader": 0, "halves": 2}}})
+    plans = make_schedule(nems, 5011, 600.0, duration_s=(1.0, 1.0), gap_s=(1.0, 1.0))
+    assert "leader" not in {p.mode for p in plans} and plans[0].mode == "halves"
+    with pytest.raises(ConfigError, match=r"nemesis\.partition\.weights\.boss"):
+        make_nemeses(["partition"], {"partition": {"weights": {"boss": 2}}})
+    with pytest.raises(ConfigError, match="weighs 0"):
+        make_nemeses(["partition"], {"partition": {"modes": ["leader"], "weights": {"leader": 0}}})
