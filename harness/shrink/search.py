@@ -5,11 +5,12 @@ Runs are not deterministic, so a candidate is never assumed to fail: it is run u
 kind). Tries stop early once the answer is known (enough failures, or too few tries
 left to reach them), because every try is a real cluster run. Steps, in order:
 
-1. faults: delta debugging (Zeller's ddmin) over the fault list, then no fault at all;
-2. durations: each remaining fault's duration, halved while the run still fails;
-3. time limit: down to the end of the last fault (also tried right after step 1, so that
-   the tries of step 2 are shorter);
-4. warm-up: every fault moved earlier together (and the time limit with them).
+1. faults: delta debugging (Zeller's ddmin) over the fault list;
+2. warm-up and time limit: every remaining fault moved earlier together (the time limit
+   with them), then the time limit down to the end of the last fault, so that every
+   later try is as short as its faults allow; then no fault at all;
+3. durations: each remaining fault's duration, halved while the run still fails;
+4. time limit and warm-up again, for what the shorter durations freed.
 
 The search is given a wall-clock budget and never starts a try that its estimate
 (the mean of the recent tries) says would end past it; Ctrl-C (KeyboardInterrupt, or a
@@ -354,12 +355,14 @@ class Shrinker:
         best = start
         stopped = "done"
         try:
-            # The time limit is cut right after the faults as well: every later try then
-            # runs only as long as its faults need.
+            # Right after the faults, the rest is moved to the start of the run and the
+            # time limit cut to its end: every later try then runs only as long as its
+            # faults need (a lone fault at 20 s of a 30 s run becomes a 5 s run).
             phases = (
-                self._faults, self._time_limit, self._no_faults, self._durations, self._time_limit
+                self._faults, self._warmup, self._time_limit, self._no_faults,
+                self._durations, self._time_limit, self._warmup,
             )  # fmt: skip
-            for phase in (*phases, self._warmup):
+            for phase in phases:
                 best = phase(best)
             self._confirm(best, 1)
         except (_Stop, KeyboardInterrupt) as stop:

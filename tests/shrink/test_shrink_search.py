@@ -80,6 +80,13 @@ def test_deterministic_oracle_shrinks_to_the_one_fault_that_matters() -> None:
     assert result.best.time_limit == pytest.approx(4.5)
     assert (result.best_failures, result.best_tries) == (3, 3)
     assert result.best_run_dir is not None
+    # Right after ddmin the fault is moved to the start and the limit cut to its end, so
+    # every later try (the empty schedule, the durations) is a short run.
+    phases = [s.phase for s in result.steps]
+    after = phases[phases.index("warm-up") :]
+    assert after[:3] == ["warm-up", "time limit", "faults"]  # then the empty schedule
+    later = [s for s in result.steps if s.phase == "durations"]
+    assert later and all(s.candidate.time_limit <= 4.5 for s in later)
     # Every kept step failed at least once; every step that did not fail was dropped.
     for step in result.steps:
         assert step.kept == (step.failures >= 1)
