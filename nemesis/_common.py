@@ -202,10 +202,12 @@ class ProcessNemesis:
     event and its fault class, and says whether it can run (`refusal`)."""
 
     name: str
-    # Pause and kill share one timeline (nemesis/schedule.py): they take turns and never
-    # overlap, because a kill that lands on a frozen process ends the pause that was
-    # the point (a candidate frozen past its lease, woken to act on a stale belief).
-    timeline = "process"
+    # Pause and kill share one timeline with partition and lossy (nemesis/schedule.py):
+    # they take turns and never overlap, because a kill that lands on a frozen process
+    # ends the pause that was the point (a candidate frozen past its lease, woken to act
+    # on a stale belief), and a pause beside a partition of another node takes a small
+    # cluster's quorum away.
+    timeline = "node"
     event: str
     fault_class: Any  # (cluster, nodes, processes, event value) -> fault with apply/heal
     SETTINGS: Mapping[str, str] = {

@@ -83,19 +83,34 @@ def default_durations(nemeses: Sequence[Nemesis], timing: Timing) -> dict[str, D
 
 
 def fitting_time_limit(
-    durations: Mapping[str, Durations], warmup_s: float, gap_s: tuple[float, float]
+    durations: Mapping[str, Durations],
+    warmup_s: float,
+    gap_s: tuple[float, float],
+    nemeses: Sequence[Nemesis] = (),
 ) -> float:
-    """The default time limit: at least DEFAULT_TIME_LIMIT_S, and long enough for
-    FAULTS_TO_FIT of every nemesis's longest faults with their gaps after the warm-up
-    (and the timeline's seeded start delay of up to one gap)."""
+    """The default time limit: at least DEFAULT_TIME_LIMIT_S, and long enough, after the
+    warm-up (and a timeline's seeded start delay of up to one gap), for FAULTS_TO_FIT of
+    the longest faults with their gaps, or for a whole round of the busiest timeline if
+    more nemeses share one (`all`: pause, kill, partition and lossy take turns, and each
+    must come at least once)."""
     if not durations:
         return DEFAULT_TIME_LIMIT_S
     longest = max(d.longest_s for d in durations.values())
-    need = warmup_s + gap_s[1] + FAULTS_TO_FIT * (longest + gap_s[1])
+    need = warmup_s + gap_s[1] + faults_to_fit(nemeses) * (longest + gap_s[1])
     return float(max(DEFAULT_TIME_LIMIT_S, math.ceil(need)))
+
+
+def faults_to_fit(nemeses: Sequence[Nemesis]) -> int:
+    """FAULTS_TO_FIT, or the number of nemeses on the busiest shared timeline."""
+    sharing: dict[str, int] = {}
+    for nem in nemeses:
+        key = getattr(nem, "timeline", None) or nem.name
+        sharing[key] = sharing.get(key, 0) + 1
+    return max(FAULTS_TO_FIT, *sharing.values()) if sharing else FAULTS_TO_FIT
 
 
 __all__ = [
     "BANDS_PER_ROUND", "DEFAULT_TIME_LIMIT_S", "FAULTS_TO_FIT", "Durations",
-    "default_durations", "durations_for", "fitting_time_limit", "straddle", "timing_of",
+    "default_durations", "durations_for", "faults_to_fit", "fitting_time_limit", "straddle",
+    "timing_of",
 ]  # fmt: skip

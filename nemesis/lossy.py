@@ -277,10 +277,9 @@ class LossyNemesis:
     """Random packet loss, and optionally a slow link, by iptables and tc on each node."""
 
     name = "lossy"
-    # Partition and lossy take turns on one timeline (nemesis/schedule.py) and, mixed with
-    # other timelines, rest as long as each fault lasted before the next.
-    timeline = "network"
-    rest_after = 1.0
+    # Takes turns with the other faults that take a node or its links away: overlapping
+    # two of them in a small cluster takes its quorum away (nemesis/schedule.py).
+    timeline = "node"
     report_band = ReportBand("lossy", "start-lossy", "stop-lossy", "rgba(220, 104, 3, .15)")
     SETTINGS: Mapping[str, str] = {
         "modes": f"a list of {', '.join(MODES)}",

@@ -290,10 +290,9 @@ class PartitionNemesis:
     """Network partitions by iptables inside each node's namespace."""
 
     name = "partition"
-    # Partition and lossy take turns on one timeline (nemesis/schedule.py) and, mixed with
-    # other timelines, rest as long as each fault lasted before the next.
-    timeline = "network"
-    rest_after = 1.0
+    # Takes turns with the other faults that take a node or its links away: overlapping
+    # two of them in a small cluster takes its quorum away (nemesis/schedule.py).
+    timeline = "node"
     report_band = ReportBand(
         "partition", "start-partition", "stop-partition", "rgba(124, 58, 237, .13)"
     )

@@ -4,30 +4,29 @@ Each nemesis has its own timeline, as in Jepsen's composed nemeses: after a warm
 quiet gaps and its faults alternate, so one nemesis has at most one fault active at a
 time, while faults of different nemeses overlap (a clock skew during a partition is
 what exposes a lease that trusts clocks). Nemeses that name the same `timeline` share
-one instead, taking turns in a seeded order (pause and kill: a kill of a frozen process
-ends the pause that was the point; partition and lossy: both cut links, and together
-they left a cluster almost never available). When several timelines are mixed and
-durations come from the target's timing, a timeline whose nemeses state `rest_after`
-(partition and lossy: 1.0) waits at least that many times the fault's duration before
-its next fault: a fault, then as long again to
-recover, so that the other timelines' faults also meet a working cluster (a cluster cut
-off 70 % of a run elects too rarely for a frozen holder to be replaced, which is how
-the naive candidates' bug shows). Every fault ends before the time limit. Each
-nemesis draws its modes from a shuffled bag (every mode once per round, in a seeded
-order), so a long run covers every mode evenly while staying random (a nemesis with
-`mode_weights`, partition's leader and holder weighing 3, draws from a weighted bag
-instead, heaviest first). A nemesis may offer
+one instead, taking turns in a seeded order: pause, kill, partition and lossy all take
+a node or its links away (`timeline = "node"`), and two of them at once on different
+nodes of a 3-node cluster take the quorum away, which hides every leader bug behind
+unavailability (measured: etcd under partition, lossy, pause and kill on timelines of
+their own had a network fault active 70 % of a run, and Consul's 30 s pauses of the lock
+holder met a partition of another node that left no quorum). A kill of a frozen process
+would also end the pause that was the point. Clock faults keep a timeline of their own
+and overlap the others (a skew matters across the election another fault causes).
+Every fault ends before the time limit. Each nemesis draws its modes from a shuffled bag
+(every mode once per round, in a seeded order), so a long run covers every mode evenly
+while staying random (a nemesis with `mode_weights`, partition's leader and holder
+weighing 3, draws from a weighted bag instead, heaviest first). A nemesis may offer
 `plan_params(mode, rng)` to draw its own parameters (offsets, rates) from the same
 seeded generator, and `target_weights` (target name -> integer weight) to have each
 fault's `target` param drawn from a seeded bag that holds each target `weight` times per
 round, heaviest first, so that a short run reaches every heavily weighted target; each
-such target then has its own bags of modes and duration bands, whose first draws are
-the whole node (`both`) and a long fault. Durations are drawn from `duration_s`, or, for
-a nemesis given in `durations` (its defaults from the target's timing,
+such target then has its own bags of modes and duration bands, whose first draws are the
+whole node (`both`) and a long fault. Durations are drawn from `duration_s`, or, for a
+nemesis given in `durations` (its defaults from the target's timing,
 nemesis/durations.py), from its short and long bands (one short, two long per round).
 `pick` is a seeded number the nemesis uses at run time to choose among the nodes it can
-see. The same arguments always give the same schedule: runs are
-reproducible from their seed.
+see. The same arguments always give the same schedule: runs are reproducible from their
+seed.
 
 Bounds: times are kept to the millisecond, so a fault lasts at least 1 ms (a shorter
 `duration_s` would round to 0 and the timeline would never advance), and a schedule of
@@ -194,15 +193,8 @@ def make_schedule(
     groups: dict[str, list[Nemesis]] = {}
     for nem in nemeses:
         groups.setdefault(getattr(nem, "timeline", None) or nem.name, []).append(nem)
-    mixed = len(groups) > 1
     plans: list[FaultPlan] = []
     for group, members in groups.items():
-        # Rests come with the durations drawn from the target's timing; a schedule whose
-        # durations the YAML set keeps exactly the gaps it set.
-        rest = max(
-            (float(getattr(nem, "rest_after", 0.0)) for nem in members if nem.name in bands_of),
-            default=0.0,
-        )
         # One seeded generator per timeline: adding a nemesis to a run leaves the
         # others' timelines as they were (a nemesis alone on its timeline keeps the
         # generator of its own name, so its schedules are those it always had).
@@ -225,11 +217,6 @@ def make_schedule(
                     f"{time_limit_s:g} s; make nemesis.schedule.gap_s or "
                     f"nemesis.schedule.duration_s longer (or the time limit shorter)"
                 )
-            pause_s = rng.uniform(*gap)
-            if mixed:
-                # Alongside other timelines, a network fault is followed by at least as
-                # long again without one (the timeline's `rest_after`, x the fault).
-                pause_s = max(pause_s, rest * plan.duration_s)
-            t = round(t + plan.duration_s + pause_s, 3)
+            t = round(t + plan.duration_s + rng.uniform(*gap), 3)
     plans.sort(key=lambda p: (p.at_s, p.nemesis))
     return plans

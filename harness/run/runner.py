@@ -34,9 +34,9 @@ from harness.nemesis import all_nemeses, make_nemeses
 from harness.nemesis._common import StartFailed
 from harness.nemesis.base import Fault, FaultPlan, Nemesis, NemesisRefused
 from harness.nemesis.durations import (
-    FAULTS_TO_FIT,
     Durations,
     default_durations,
+    faults_to_fit,
     fitting_time_limit,
     timing_of,
 )
@@ -390,12 +390,14 @@ class Runner:
             grouped.setdefault(d, []).append(name)
         notes = [f"fault durations: {d.describe(', '.join(ns))}" for d, ns in grouped.items()]
         if not cfg.time_limit_set:
-            limit = fitting_time_limit(durations, cfg.schedule.warmup_s, cfg.schedule.gap_s)
+            limit = fitting_time_limit(
+                durations, cfg.schedule.warmup_s, cfg.schedule.gap_s, nemeses
+            )
             if limit != cfg.time_limit:
                 self.cfg = replace(cfg, time_limit=limit)
                 notes.append(
                     f"time limit: {limit:g} s (the default, lengthened to fit "
-                    f"{FAULTS_TO_FIT} of the longest faults)"
+                    f"{faults_to_fit(nemeses)} of the longest faults)"
                 )
         return durations, notes
 

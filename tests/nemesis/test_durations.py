@@ -4,6 +4,7 @@ schedule draws them: they straddle the bound, explicit settings win, a seed repl
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import pytest
@@ -132,29 +133,37 @@ def test_clock_faults_straddle_several_election_timeouts() -> None:
     assert consul.short[1] < 20.0 < consul.long[0]
 
 
-def test_mixed_network_faults_take_turns_and_rest_as_long_as_they_lasted() -> None:
-    nems = make_nemeses(["partition", "lossy", "pause", "kill"], {})
+def test_node_faults_take_turns_on_one_timeline_and_clock_overlaps_them() -> None:
+    nems = make_nemeses(["partition", "lossy", "pause", "kill", "clock"], {})
     d = default_durations(nems, EtcdTarget().timing)
     plans = make_schedule(nems, 5006, 600.0, durations=d)
-    network = [p for p in plans if p.nemesis in ("partition", "lossy")]
-    assert {p.nemesis for p in network} == {"partition", "lossy"}
-    for prev, nxt in itertools.pairwise(network):
-        # One network fault at a time, then at least as long again without one.
-        assert nxt.at_s >= prev.at_s + 2 * prev.duration_s - 1e-6
-    # The process timeline keeps its plain gaps (1 to 3 s): it is not a network fault.
-    process = [p for p in plans if p.nemesis in ("pause", "kill")]
-    gaps = [b.at_s - (a.at_s + a.duration_s) for a, b in itertools.pairwise(process)]
-    assert gaps and max(gaps) <= 3.0 + 1e-6
+    node = [p for p in plans if p.nemesis != "clock"]
+    assert {p.nemesis for p in node} == {"partition", "lossy", "pause", "kill"}
+    for prev, nxt in itertools.pairwise(node):
+        # One node fault at a time, with the plain gap (1 to 3 s) between.
+        assert prev.at_s + prev.duration_s + 1.0 - 1e-6 <= nxt.at_s
+        assert nxt.at_s <= prev.at_s + prev.duration_s + 3.0 + 1e-6
+    # Each round of the shared timeline holds every kind once.
+    for i in range(0, len(node) - 3, 4):
+        assert {p.nemesis for p in node[i : i + 4]} == {"partition", "lossy", "pause", "kill"}
+    clock = [p for p in plans if p.nemesis == "clock"]
+    assert any(
+        c.at_s < n.at_s + n.duration_s and n.at_s < c.at_s + c.duration_s
+        for c in clock
+        for n in node
+    )
 
 
-def test_network_faults_alone_or_with_set_durations_keep_their_gaps() -> None:
-    alone = make_nemeses(["partition"], {})
-    d = default_durations(alone, EtcdTarget().timing)
-    plans = make_schedule(alone, 5007, 600.0, durations=d)
-    gaps = [b.at_s - (a.at_s + a.duration_s) for a, b in itertools.pairwise(plans)]
-    assert max(gaps) <= 3.0 + 1e-6  # no other timeline: nothing to rest for
-    # Durations set in the YAML (no timing bands): the gaps it set, mixed or not.
-    mixed = make_schedule(make_nemeses(["partition", "pause"], {}), 5007, 600.0)
-    part = [p for p in mixed if p.nemesis == "partition"]
-    gaps = [b.at_s - (a.at_s + a.duration_s) for a, b in itertools.pairwise(part)]
-    assert max(gaps) <= 3.0 + 1e-6
+def test_the_default_time_limit_fits_a_round_of_the_shared_timeline() -> None:
+    nems = make_nemeses(["partition", "lossy", "pause", "kill", "clock"], {})
+    d = default_durations(nems, EtcdTarget().timing)
+    limit = fitting_time_limit(d, 2.0, (1.0, 3.0), nems)
+    # Four kinds take turns: a round of four of the longest faults, with their gaps.
+    assert limit == math.ceil(2.0 + 3.0 + 4 * (d["clock"].longest_s + 3.0)) == 55.0
+    for seed in range(5000, 5050):
+        kinds = {p.nemesis for p in make_schedule(nems, seed, limit, durations=d)}
+        assert {"partition", "lossy", "pause", "kill"} <= kinds  # every kind comes once
+    # Alone, a nemesis fits three of its longest faults, as before.
+    alone = make_nemeses(["pause"], {})
+    assert fitting_time_limit(d, 2.0, (1.0, 3.0), alone) == fitting_time_limit(d, 2.0, (1.0, 3.0))
+
