@@ -361,9 +361,12 @@ def test_pause_and_kill_runs_complete(runs: Any, tmp_path: Path, nemesis: str) -
 
 
 def test_all_runs_every_supported_fault_and_heals(runs: Any, tmp_path: Path) -> None:
-    cfg = config(tmp_path, "quiet_s: 1\n")
-    # The default durations (the reference elector's timing) and a short time limit.
-    run = runs("store", "--config", cfg, "--nemesis", "all", "--time-limit", "12", "--seed", "5030")
+    # The default durations (the reference elector's timing: at most 2.9 s for a node
+    # fault) and short gaps, so that a round of the node timeline (partition, pause,
+    # kill, lossy take turns) fits a short time limit whatever the seed: 2 s warm-up,
+    # up to 0.5 s of start delay, 4 x (2.9 + 0.5) s.
+    cfg = config(tmp_path, "quiet_s: 1\nnemesis:\n  schedule: {gap_s: [0.2, 0.5]}\n")
+    run = runs("store", "--config", cfg, "--nemesis", "all", "--time-limit", "17", "--seed", "5030")
     run.wait_for(WORKLOAD_PHASE)
     state = run.capture_state()
     code = run.wait(timeout=120)
