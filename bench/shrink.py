@@ -42,6 +42,7 @@ ROWS = [
     Row("no-persist/kill", "configs/detection/no-persist-kill.yaml"),
     Row("no-check-quorum/partition", "configs/detection/no-check-quorum-partition.yaml"),
     Row("zero-drift/clock+partition", "configs/detection/zero-drift-clock.yaml"),
+    Row("no-pre-vote/one-link", "configs/detection/no-pre-vote-one-link.yaml"),
     Row("etcd-naive/pause", "configs/detection/etcd-naive-pause.yaml"),
     Row("consul-naive/pause", "configs/detection/consul-naive-pause.yaml"),
     Row("etcd-guarded-slow-clock/clock+pause", "configs/detection/etcd-guarded-slow-clock.yaml"),
