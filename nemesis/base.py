@@ -9,9 +9,10 @@ through `refusal` before the run starts, and is never run as a no-op.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from harness.backends.base import Backend, Daemon, Node
 from harness.errors import HarnessError
@@ -116,3 +117,35 @@ class Nemesis(Protocol):
         ...
 
     def start(self, cluster: Cluster, plan: FaultPlan) -> Fault: ...
+
+
+@runtime_checkable
+class BracketsFaults(Protocol):
+    """Optional: a nemesis whose faults matter across the elections that other faults
+    cause (a clock skew) brackets the faults of the timeline it names in `brackets` when
+    that timeline is in the run: each of its faults begins shortly before one of them and
+    ends shortly after it (nemesis/schedule.py), instead of keeping a timeline of its own.
+    """
+
+    brackets: str
+
+    def bracket_params(self, aim: str, rng: random.Random) -> tuple[str, dict[str, Any]] | None:
+        """The mode and params of the fault that brackets one aimed at `aim` (`leader` or
+        `holder`: what that fault takes away), or None to draw one as usual."""
+        ...
+
+
+def timeline_of(nem: Nemesis) -> str:
+    """The timeline a nemesis's faults take turns on: its `timeline`, else its own name."""
+    return getattr(nem, "timeline", None) or nem.name
+
+
+def brackets_in(nemeses: Sequence[Nemesis]) -> dict[str, str]:
+    """The nemeses of a run that bracket another timeline's faults instead of keeping
+    their own (name -> that timeline): those whose `brackets` timeline is in the run."""
+    timelines = {timeline_of(n) for n in nemeses if not isinstance(n, BracketsFaults)}
+    return {
+        n.name: n.brackets
+        for n in nemeses
+        if isinstance(n, BracketsFaults) and n.brackets in timelines
+    }

@@ -235,12 +235,20 @@ class ClockFault:
 
 RATE_TARGETS = ("leader", "holder", "follower")
 DEFAULT_RATE_TARGETS = ("leader", "follower")
+# A rate that brackets a fault aimed at the leader (or holder) is drawn from the strong
+# end of the envelope, at least this share of max_rate_skew: a lease that trusts its
+# clock outlives the followers' window by (1/rate - 1) x the lease, so 0.85 x 300 ms
+# leaves a 50 ms window where 0.95 leaves 16 ms, less than a heartbeat.
+BRACKET_SKEW = 0.75
 
 
 class ClockNemesis:
     """Clock bump, strobe and rate skew through the harness's clock control files."""
 
     name = "clock"
+    # With faults on the node timeline in the run, each clock fault brackets one of them
+    # (nemesis/schedule.py): a skew matters across the election another fault causes.
+    brackets = "node"
     report_band = ReportBand("clock", "clock-skew", "clock-reset", "rgba(247, 144, 9, .2)")
     SETTINGS: Mapping[str, str] = {
         "modes": f"a list of {', '.join(MODES)}",
@@ -327,6 +335,17 @@ class ClockNemesis:
         else:
             raise ValueError(f"clock: unknown mode {mode!r}; expected one of {', '.join(MODES)}")
         return params
+
+    def bracket_params(self, aim: str, rng: random.Random) -> tuple[str, dict[str, Any]] | None:
+        """Around a fault that takes the leader (or holder) away: that node's clock runs
+        slow, from the strong end of the envelope, so that its lease (or its candidate's
+        deadline) outlives the election the fault starts. None when `rate` on that node
+        is not in this nemesis's settings."""
+        if "rate" not in self.modes or aim not in self.rate_targets:
+            return None
+        low = max(self.min_rate_skew, BRACKET_SKEW * self.max_rate_skew)
+        skew = rng.uniform(low, self.max_rate_skew)
+        return "rate", {"processes": self.processes, "target": aim, "rate": round(1.0 - skew, 6)}
 
     def start(self, cluster: Cluster, plan: FaultPlan) -> ClockFault:
         missing = ("offset_ns",) if plan.mode in ("bump", "strobe") else ("rate",)

@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from harness.nemesis.base import Nemesis
+from harness.nemesis.base import Nemesis, brackets_in, timeline_of
 from harness.targets.base import StatesTiming, Timing
 
 DEFAULT_TIME_LIMIT_S = 30.0
@@ -79,7 +79,10 @@ def durations_for(nemesis: Nemesis, timing: Timing) -> Durations:
 
 
 def default_durations(nemeses: Sequence[Nemesis], timing: Timing) -> dict[str, Durations]:
-    return {n.name: durations_for(n, timing) for n in nemeses}
+    """The bands of every nemesis that draws its own durations: one that brackets another
+    timeline's faults in this run takes its durations from them (nemesis/schedule.py)."""
+    bracketing = brackets_in(nemeses)
+    return {n.name: durations_for(n, timing) for n in nemeses if n.name not in bracketing}
 
 
 def fitting_time_limit(
@@ -104,7 +107,7 @@ def faults_to_fit(nemeses: Sequence[Nemesis]) -> int:
     """FAULTS_TO_FIT, or the number of nemeses on the busiest shared timeline."""
     sharing: dict[str, int] = {}
     for nem in nemeses:
-        key = getattr(nem, "timeline", None) or nem.name
+        key = timeline_of(nem)
         sharing[key] = sharing.get(key, 0) + 1
     return max(FAULTS_TO_FIT, *sharing.values()) if sharing else FAULTS_TO_FIT
 

@@ -12,6 +12,16 @@ their own had a network fault active 70 % of a run, and Consul's 30 s pauses of 
 holder met a partition of another node that left no quorum). A kill of a frozen process
 would also end the pause that was the point. Clock faults keep a timeline of their own
 and overlap the others (a skew matters across the election another fault causes).
+A clock fault alone on its timeline meets another fault only by chance, and a skew
+matters exactly then, so a nemesis that `brackets` a timeline (the clock brackets the
+node timeline: `BracketsFaults` in nemesis/base.py) gives up its own when that timeline
+is in the run: each of its faults begins 0.2-0.5 s before one of the node faults and
+ends 0.2-0.5 s after it (one at a time: a node fault whose bracket would overlap the
+previous one goes without), and one aimed at the leader or the holder gets the fault
+the bracketing nemesis says hurts that node most (a slow clock on the node that loses
+the leadership: its lease outlives the election that the cut starts). With the two
+timelines independent, a lease without a drift margin went uncaught under `all` in 16
+of 20 runs, and in 15 of those 16 no slowed node was ever cut off.
 Every fault ends before the time limit. Each nemesis draws its modes from a shuffled bag
 (every mode once per round, in a seeded order), so a long run covers every mode evenly
 while staying random (a nemesis with `mode_weights`, partition's leader and holder
@@ -36,16 +46,26 @@ configuration a user can get wrong, and neither may hang the harness.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
 
 from harness.errors import ConfigError
-from harness.nemesis.base import FaultPlan, Nemesis
+from harness.nemesis.base import BracketsFaults, FaultPlan, Nemesis, brackets_in, timeline_of
 from harness.nemesis.durations import BANDS_PER_ROUND, Durations
 
 STEP_S = 0.001  # the schedule's resolution: every time is a whole number of milliseconds
 MAX_PLANNED_FAULTS = 10_000  # far beyond any useful run; bounds memory and build time
 FIRST_MODE = "both"  # a weighted target's first fault hits the whole node
+# A bracketing fault begins this long before the fault it brackets (time for it to be in
+# force when the other strikes) and ends this long after it (past a frozen process's
+# wake-up). Both together stay within the schedule's shortest default gap (1 s), so
+# consecutive node faults can each be bracketed.
+BRACKET_LEAD_S = (0.2, 0.5)
+BRACKET_TAIL_S = (0.2, 0.5)
+# What a fault aims at (its `target` param, or its mode for partition and lossy) when it
+# takes a node away whose loss of leadership a bracketing fault should accompany.
+AIMS = ("leader", "holder")
 
 
 class ScheduleError(ConfigError):
@@ -190,9 +210,11 @@ def make_schedule(
         name: (_range(f"{name}.short", d.short, True), _range(f"{name}.long", d.long, True))
         for name, d in (durations or {}).items()
     }
+    bracketing = brackets_in(nemeses)
     groups: dict[str, list[Nemesis]] = {}
     for nem in nemeses:
-        groups.setdefault(getattr(nem, "timeline", None) or nem.name, []).append(nem)
+        if nem.name not in bracketing:
+            groups.setdefault(timeline_of(nem), []).append(nem)
     plans: list[FaultPlan] = []
     for group, members in groups.items():
         # One seeded generator per timeline: adding a nemesis to a run leaves the
@@ -218,5 +240,41 @@ def make_schedule(
                     f"nemesis.schedule.duration_s longer (or the time limit shorter)"
                 )
             t = round(t + plan.duration_s + rng.uniform(*gap), 3)
+    for nem in nemeses:
+        if nem.name in bracketing:
+            kinds = {m.name for m in groups[bracketing[nem.name]]}
+            anchors = [p for p in plans if p.nemesis in kinds]
+            # The generator of its own name, as when it is alone on its timeline.
+            plans.extend(_bracket(nem, anchors, random.Random(f"{seed}:{nem.name}"), time_limit_s))
     plans.sort(key=lambda p: (p.at_s, p.nemesis))
+    return plans
+
+
+def _bracket(
+    nem: Nemesis, anchors: Sequence[FaultPlan], rng: random.Random, time_limit_s: float
+) -> list[FaultPlan]:
+    """One fault of `nem` around each anchor that leaves room: from 0.2-0.5 s before it
+    to 0.2-0.5 s after it, never overlapping its previous one, ending before the limit.
+    Modes and params come from `nem`'s own bags, except around an anchor aimed at the
+    leader or holder, where `nem.bracket_params` says what hurts that node most."""
+    assert isinstance(nem, BracketsFaults)
+    draws = _Draws(nem, rng, None)
+    plans: list[FaultPlan] = []
+    free = 0.0
+    for anchor in sorted(anchors, key=lambda p: p.at_s):
+        start = round(anchor.at_s - rng.uniform(*BRACKET_LEAD_S), 3)
+        end = round(anchor.at_s + anchor.duration_s + rng.uniform(*BRACKET_TAIL_S), 3)
+        if start < free or end >= time_limit_s:
+            continue
+        dur = round(end - start, 3)
+        aim = anchor.params.get("target", anchor.mode)
+        special = nem.bracket_params(aim, rng) if aim in AIMS else None
+        if special is None:
+            plan = draws.next_plan(start, math.inf, (dur, dur))
+            assert plan is not None  # no limit, and a duration of at least 0.4 s
+        else:
+            mode, params = special
+            plan = FaultPlan(nem.name, mode, start, dur, rng.randrange(2**32), params)
+        plans.append(plan)
+        free = round(end + STEP_S, 3)  # the heal comes first, then the next start
     return plans

@@ -32,7 +32,7 @@ from harness.exitcodes import EXIT_ERROR, EXIT_INVALID, EXIT_VALID
 from harness.history import HistoryError, HistoryWriter, merge_histories
 from harness.nemesis import all_nemeses, make_nemeses
 from harness.nemesis._common import StartFailed
-from harness.nemesis.base import Fault, FaultPlan, Nemesis, NemesisRefused
+from harness.nemesis.base import Fault, FaultPlan, Nemesis, NemesisRefused, brackets_in
 from harness.nemesis.durations import (
     Durations,
     default_durations,
@@ -41,7 +41,7 @@ from harness.nemesis.durations import (
     timing_of,
 )
 from harness.nemesis.explicit import NODE_NAME, check_fits, kinds_of, plans_to_entries
-from harness.nemesis.schedule import make_schedule
+from harness.nemesis.schedule import BRACKET_LEAD_S, BRACKET_TAIL_S, make_schedule
 from harness.recorder import Recorder, RefClock
 from harness.resource import ProtectedResource
 from harness.run import signals
@@ -389,6 +389,12 @@ class Runner:
         for name, d in durations.items():
             grouped.setdefault(d, []).append(name)
         notes = [f"fault durations: {d.describe(', '.join(ns))}" for d, ns in grouped.items()]
+        notes += [
+            f"fault durations: {name}: each brackets a {timeline} fault "
+            f"(from {BRACKET_LEAD_S[0]:g}-{BRACKET_LEAD_S[1]:g} s before it to "
+            f"{BRACKET_TAIL_S[0]:g}-{BRACKET_TAIL_S[1]:g} s after it)"
+            for name, timeline in brackets_in(nemeses).items()
+        ]
         if not cfg.time_limit_set:
             limit = fitting_time_limit(
                 durations, cfg.schedule.warmup_s, cfg.schedule.gap_s, nemeses

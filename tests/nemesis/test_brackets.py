@@ -1,0 +1,137 @@
+"""A clock in a run with node faults brackets them (nemesis/schedule.py): each clock fault
+begins shortly before one node fault and ends shortly after it, one at a time, and the
+one around a fault aimed at the leader slows that node's clock from the strong end of
+the envelope. Alone, or with no node timeline, the clock keeps a timeline of its own."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from harness.nemesis import make_nemeses
+from harness.nemesis.base import BracketsFaults, FaultPlan, brackets_in
+from harness.nemesis.clock import BRACKET_SKEW, ClockNemesis
+from harness.nemesis.durations import default_durations
+from harness.nemesis.schedule import AIMS, BRACKET_LEAD_S, BRACKET_TAIL_S, make_schedule
+from harness.targets.reference import ReferenceTarget
+
+NODE = {"partition", "pause", "kill", "lossy"}
+
+
+def _split(plans: list[FaultPlan]) -> tuple[list[FaultPlan], list[FaultPlan]]:
+    return [p for p in plans if p.nemesis == "clock"], [p for p in plans if p.nemesis in NODE]
+
+
+def _bracketed(clock: FaultPlan, node: list[FaultPlan]) -> FaultPlan:
+    """The node fault that `clock` brackets (exactly one)."""
+    inside = [
+        n
+        for n in node
+        if BRACKET_LEAD_S[0] - 1e-6 <= n.at_s - clock.at_s <= BRACKET_LEAD_S[1] + 1e-6
+        and BRACKET_TAIL_S[0] - 1e-6
+        <= (clock.at_s + clock.duration_s) - (n.at_s + n.duration_s)
+        <= BRACKET_TAIL_S[1] + 1e-6
+    ]
+    assert len(inside) == 1, (clock, inside)
+    return inside[0]
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize(
+    "names", [["clock", "partition"], ["partition", "pause", "kill", "clock", "lossy"]]
+)
+def test_every_clock_fault_brackets_one_node_fault(seed: int, names: list[str]) -> None:
+    nems = make_nemeses(names, {})
+    plans = make_schedule(
+        nems, seed, 60.0, durations=default_durations(nems, ReferenceTarget().timing)
+    )
+    clock, node = _split(plans)
+    assert clock and node
+    for a, b in itertools.pairwise(clock):
+        assert b.at_s > a.at_s + a.duration_s  # one clock fault at a time
+    around = [_bracketed(c, node) for c in clock]
+    assert len({id(n) for n in around}) == len(around)
+    for c, n in zip(clock, around, strict=True):
+        assert c.at_s + c.duration_s < 60.0
+        aim = n.params.get("target", n.mode)
+        if aim == "leader":
+            # The node that loses the leadership runs slow, at 0.75 x max skew or more.
+            assert c.mode == "rate" and c.params["target"] == "leader"
+            assert 0.8 - 1e-9 <= c.params["rate"] <= 1 - BRACKET_SKEW * 0.2 + 1e-9
+
+
+def test_most_node_faults_are_bracketed_and_every_leader_cut() -> None:
+    nems = make_nemeses(["clock", "partition"], {})
+    d = default_durations(nems, ReferenceTarget().timing)
+    bracketed = total = cuts = cut_bracketed = 0
+    for seed in range(100):
+        clock, node = _split(make_schedule(nems, seed, 30.0, durations=d))
+        around = {id(_bracketed(c, node)) for c in clock}
+        total += len(node)
+        bracketed += len(around)
+        for n in node:
+            if n.mode == "leader":
+                cuts += 1
+                cut_bracketed += id(n) in around
+    # The default gaps (1-3 s) leave room for a bracket (0.4-1 s) around most faults.
+    assert bracketed >= 0.8 * total
+    assert cuts > 100 and cut_bracketed >= 0.8 * cuts
+
+
+def test_the_node_timeline_is_the_same_with_or_without_the_clock() -> None:
+    for seed in range(10):
+        alone = make_schedule(make_nemeses(["partition", "kill"], {}), seed, 60.0)
+        mixed = make_schedule(make_nemeses(["partition", "kill", "clock"], {}), seed, 60.0)
+        assert [p for p in mixed if p.nemesis != "clock"] == alone
+
+
+def test_without_node_faults_the_clock_keeps_its_own_timeline() -> None:
+    nems = make_nemeses(["clock"], {})
+    assert brackets_in(nems) == {}
+    plans = make_schedule(nems, 3, 60.0)
+    assert len(plans) > 5
+    for a, b in itertools.pairwise(plans):
+        assert b.at_s >= a.at_s + a.duration_s + 1.0 - 1e-6  # its own gaps
+    assert "clock" in default_durations(nems, ReferenceTarget().timing)
+    with_nodes = make_nemeses(["clock", "pause"], {})
+    assert brackets_in(with_nodes) == {"clock": "node"}
+    assert "clock" not in default_durations(with_nodes, ReferenceTarget().timing)
+
+
+def test_bracket_params_slow_the_aimed_node_within_the_settings() -> None:
+    clock = ClockNemesis({"max_rate_skew": 0.4, "min_rate_skew": 0.1})
+    assert isinstance(clock, BracketsFaults)
+    rng = random.Random(1)
+    rates = []
+    for _ in range(200):
+        got = clock.bracket_params("leader", rng)
+        assert got is not None
+        mode, params = got
+        assert mode == "rate" and params["target"] == "leader"
+        assert params["processes"] == "member"
+        rates.append(params["rate"])
+    assert min(rates) >= 0.6 - 1e-9
+    assert max(rates) <= 1 - 0.75 * 0.4 + 1e-9
+    assert max(rates) - min(rates) > 0.05  # drawn, not fixed
+    # A node whose rate the settings do not skew, or no `rate` mode: drawn as usual.
+    assert clock.bracket_params("holder", rng) is None
+    assert ClockNemesis({"rate_targets": ["holder"]}).bracket_params("leader", rng) is None
+    assert ClockNemesis({"modes": ["bump"]}).bracket_params("leader", rng) is None
+    assert set(AIMS) == {"leader", "holder"}
+
+
+def test_etcd_style_settings_slow_the_holder_around_a_holder_pause() -> None:
+    settings = {"clock": {"processes": "candidate", "rate_targets": ["holder", "follower"]}}
+    nems = make_nemeses(["clock", "pause"], settings)
+    seen = 0
+    for seed in range(20):
+        clock, node = _split(make_schedule(nems, seed, 60.0))
+        for c in clock:
+            n = _bracketed(c, node)
+            if n.params["target"] == "holder":
+                seen += 1
+                assert c.mode == "rate" and c.params["target"] == "holder"
+                assert c.params["processes"] == "candidate" and c.params["rate"] < 1
+    assert seen > 10
