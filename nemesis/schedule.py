@@ -254,7 +254,7 @@ def _bracket(
     nem: Nemesis, anchors: Sequence[FaultPlan], rng: random.Random, time_limit_s: float
 ) -> list[FaultPlan]:
     """One fault of `nem` around each anchor that leaves room: from 0.2-0.5 s before it
-    to 0.2-0.5 s after it, never overlapping its previous one, ending before the limit.
+    to 0.2-0.5 s after it (less at the time limit), never overlapping its previous one.
     Modes and params come from `nem`'s own bags, except around an anchor aimed at the
     leader or holder, where `nem.bracket_params` says what hurts that node most."""
     assert isinstance(nem, BracketsFaults)
@@ -263,8 +263,10 @@ def _bracket(
     free = 0.0
     for anchor in sorted(anchors, key=lambda p: p.at_s):
         start = round(anchor.at_s - rng.uniform(*BRACKET_LEAD_S), 3)
-        end = round(anchor.at_s + anchor.duration_s + rng.uniform(*BRACKET_TAIL_S), 3)
-        if start < free or end >= time_limit_s:
+        anchor_end = round(anchor.at_s + anchor.duration_s, 3)
+        # At the end of a run the tail shrinks to fit: the bracket still covers the fault.
+        end = min(round(anchor_end + rng.uniform(*BRACKET_TAIL_S), 3), time_limit_s - STEP_S)
+        if start < free or end <= anchor_end:
             continue
         dur = round(end - start, 3)
         aim = anchor.params.get("target", anchor.mode)
