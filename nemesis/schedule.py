@@ -10,14 +10,13 @@ nodes of a 3-node cluster take the quorum away, which hides every leader bug beh
 unavailability (measured: etcd under partition, lossy, pause and kill on timelines of
 their own had a network fault active 70 % of a run, and Consul's 30 s pauses of the lock
 holder met a partition of another node that left no quorum). A kill of a frozen process
-would also end the pause that was the point. Clock faults keep a timeline of their own
-and overlap the others (a skew matters across the election another fault causes).
-A clock fault alone on its timeline meets another fault only by chance, and a skew
-matters exactly then, so a nemesis that `brackets` a timeline (the clock brackets the
-node timeline: `BracketsFaults` in nemesis/base.py) gives up its own when that timeline
-is in the run: each of its faults begins 0.2-0.5 s before one of the node faults and
-ends 0.2-0.5 s after it (one at a time: a node fault whose bracket would overlap the
-previous one goes without), and one aimed at the leader or the holder gets the fault
+would also end the pause that was the point. A skew matters across the election another
+fault causes, and a clock fault on a timeline of its own meets one only by chance, so a
+nemesis that `brackets` a timeline (the clock brackets the node timeline:
+`BracketsFaults` in nemesis/base.py) gives up its own when that timeline is in the run:
+each of its faults begins 0.2-0.5 s before one of the node faults and ends 0.2-0.5 s
+after it (one at a time: a node fault whose bracket would overlap the previous one goes
+without; at the time limit the tail shrinks), and one aimed at the leader or the holder gets the fault
 the bracketing nemesis says hurts that node most (a slow clock on the node that loses
 the leadership: its lease outlives the election that the cut starts). With the two
 timelines independent, a lease without a drift margin went uncaught under `all` in 16
