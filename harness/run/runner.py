@@ -385,15 +385,17 @@ class Runner:
             ]
         durations = default_durations(nemeses, timing)
         # One line per distinct choice: "partition, pause, kill: 0.3-2.9 s (why)".
+        bracketing = brackets_in(nemeses)
         grouped: dict[Durations, list[str]] = {}
         for name, d in durations.items():
-            grouped.setdefault(d, []).append(name)
+            if name not in bracketing:
+                grouped.setdefault(d, []).append(name)
         notes = [f"fault durations: {d.describe(', '.join(ns))}" for d, ns in grouped.items()]
         notes += [
             f"fault durations: {name}: each brackets a {timeline} fault "
             f"(from {BRACKET_LEAD_S[0]:g}-{BRACKET_LEAD_S[1]:g} s before it to "
             f"{BRACKET_TAIL_S[0]:g}-{BRACKET_TAIL_S[1]:g} s after it)"
-            for name, timeline in brackets_in(nemeses).items()
+            for name, timeline in bracketing.items()
         ]
         if not cfg.time_limit_set:
             limit = fitting_time_limit(

@@ -159,9 +159,8 @@ def test_the_default_time_limit_fits_a_round_of_the_shared_timeline() -> None:
     d = default_durations(nems, EtcdTarget().timing)
     limit = fitting_time_limit(d, 2.0, (1.0, 3.0), nems)
     # Four kinds take turns: a round of four of the longest faults, with their gaps. The
-    # clock brackets their faults, so its own bands (5 election timeouts) do not count.
-    assert "clock" not in d
-    assert limit == math.ceil(2.0 + 3.0 + 4 * (d["partition"].longest_s + 3.0)) == 49.0
+    # clock brackets their faults, but its own bands (5 election timeouts) still count.
+    assert limit == math.ceil(2.0 + 3.0 + 4 * (d["clock"].longest_s + 3.0)) == 55.0
     for seed in range(5000, 5050):
         kinds = {p.nemesis for p in make_schedule(nems, seed, limit, durations=d)}
         assert {"partition", "lossy", "pause", "kill"} <= kinds  # every kind comes once

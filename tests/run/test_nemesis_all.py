@@ -119,6 +119,27 @@ def test_durations_and_time_limit_follow_the_target(tmp_path: Path) -> None:
     assert notes[1].startswith("time limit: ")
 
 
+def test_under_all_the_clock_brackets_and_its_bands_still_set_the_time_limit(
+    tmp_path: Path,
+) -> None:
+    runner = Runner(RunConfig(nemeses=("all",)), store=tmp_path, progress=Notes())
+    nemeses = make_nemeses(list(all_nemeses()), {"clock": {"processes": "both"}})
+    durations, notes = runner._durations(ReferenceTarget(), nemeses)
+    assert notes[0].startswith("fault durations: partition, pause, kill, lossy: 0.3-2.9 s")
+    assert notes[1] == (
+        "fault durations: clock: each brackets a node fault "
+        "(from 0.2-0.5 s before it to 0.2-0.5 s after it)"
+    )
+    # Four node faults of 2.9 s, or the clock's 6.5 s bands: 2 + 3 + 4 x (6.5 + 3) s.
+    assert durations["clock"].longest_s == 6.5
+    assert runner.cfg.time_limit == 43.0
+    assert notes[2] == "time limit: 43 s (the default, lengthened to fit 4 of the longest faults)"
+    _, alone_notes = Runner(RunConfig(), store=tmp_path, progress=Notes())._durations(
+        ReferenceTarget(), make_nemeses(["clock"], {})
+    )
+    assert alone_notes[0].startswith("fault durations: clock: 1.5-6.5 s (5 election timeouts")
+
+
 def test_explicit_durations_and_time_limit_win(tmp_path: Path) -> None:
     cfg = RunConfig(
         target="consul", time_limit=40.0, time_limit_set=True,
