@@ -279,7 +279,7 @@ def _bracket(
         special = nem.bracket_params(anchor.mode, rng) if anchor.mode in AIMS else None
         if special is None:
             plan = draws.next_plan(start, math.inf, (dur, dur))
-            assert plan is not None  # no limit, and a duration of at least 0.4 s
+            assert plan is not None  # with no time limit a plan always fits
         else:
             mode, params = special
             plan = FaultPlan(nem.name, mode, start, dur, rng.randrange(2**32), params)
