@@ -1,7 +1,8 @@
 """A clock in a run with node faults brackets them (nemesis/schedule.py): each clock fault
 begins shortly before one node fault and ends shortly after it, one at a time, and the
-one around a fault aimed at the leader slows that node's clock from the strong end of
-the envelope. Alone, or with no node timeline, the clock keeps a timeline of its own."""
+one around a cut of the leader's (or holder's) links slows that node's clock from the
+strong end of the envelope; around pauses and kills it is drawn as usual. Alone, or with
+no node timeline, the clock keeps a timeline of its own."""
 
 from __future__ import annotations
 
