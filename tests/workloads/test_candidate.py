@@ -59,7 +59,10 @@ def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     clock_ns = types.SimpleNamespace(monotonic_ns=ft.monotonic_ns)
     monkeypatch.setattr("harness.skewclock.time", clock_ns)
     monkeypatch.setattr("harness.recorder.time", clock_ns)
-    monkeypatch.setattr("harness.workloads.candidate.time", types.SimpleNamespace(sleep=ft.sleep))
+    monkeypatch.setattr(
+        "harness.workloads.candidate.time",
+        types.SimpleNamespace(sleep=ft.sleep, monotonic_ns=ft.monotonic_ns),
+    )
     return ft
 
 
@@ -214,6 +217,51 @@ def test_campaign_error_records_info(fake_time: FakeTime, rigs: Callable[..., Ri
     events = rig.events()
     assert shape(events) == [("invoke", "acquire"), ("info", "acquire")]
     assert "timed out" in events[1]["value"]["error"]
+
+
+class _Stop(Exception):
+    """Ends run_forever in a test (not a ClientError, so campaign() lets it through)."""
+
+
+@pytest.mark.parametrize(("wait_s", "pauses"), [(2.0, False), (1.5, True), (0.0, True)])
+def test_a_campaign_that_waited_out_its_timeout_asks_again_at_once(
+    fake_time: FakeTime,
+    rigs: Callable[..., Rig],
+    monkeypatch: pytest.MonkeyPatch,
+    wait_s: float,
+    pauses: bool,
+) -> None:
+    """A long poll that found the place taken re-campaigns with no pause (a pause would
+    leave a vacancy unclaimed); a quick refusal backs off 50-200 ms."""
+    slept: list[float] = []
+    asked: list[int] = []
+
+    class Waiting(FakeClient):
+        def campaign(self, timeout_s: float) -> Grant | None:
+            asked.append(fake_time.now)
+            if len(asked) > 3:
+                raise _Stop
+            fake_time.now += int(wait_s * S)  # the member kept the call this long
+            return None
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        fake_time.sleep(seconds)
+
+    monkeypatch.setattr(
+        "harness.workloads.candidate.time",
+        types.SimpleNamespace(sleep=sleep, monotonic_ns=fake_time.monotonic_ns),
+    )
+    rig = rigs(Waiting(), CandidateSettings(campaign_timeout_s=2.0))
+    with pytest.raises(_Stop):
+        rig.candidate.run_forever()
+    assert [e["type"] for e in rig.events() if e["f"] == "acquire"] == ["invoke", "fail"] * 3 + [
+        "invoke"
+    ]
+    if pauses:
+        assert len(slept) == 3 and all(0.05 <= x <= 0.2 for x in slept)
+    else:
+        assert slept == []
 
 
 # --- the guarded deadline ------------------------------------------------------------
