@@ -181,9 +181,10 @@ class Candidate:
             state = self.client.check()
         except ClientError:
             return False
+        answered_at = self.rec.clock.now()  # as in refresh: a pause must not stretch it
         if state.leader and state.token == token:
             return False
-        self.record("info", "lost", {"token": token, "reason": "told"})
+        self.record("info", "lost", {"token": token, "reason": "told"}, time_ns=answered_at)
         return True
 
     def refresh(self, token: int, deadline: int | None = None) -> int | bool | None:
@@ -195,6 +196,7 @@ class Candidate:
                 state: Any = self.client.check()
             except ClientError:
                 state = None
+            answered_at = self.rec.clock.now()
         if watch.fired:
             return False  # `lost` is recorded, at the deadline
         if state is None:
@@ -203,7 +205,9 @@ class Candidate:
             if deadline is not None and self.clock.now_ns() >= deadline:
                 self.lost_at_deadline(deadline)
             else:
-                self.record("info", "lost", {"token": token, "reason": "told"})
+                # Stamped when the answer came: a pause before this line must not stretch
+                # the belief (the checker reads it until `lost`) past what was known.
+                self.record("info", "lost", {"token": token, "reason": "told"}, time_ns=answered_at)
             return False
         if state.remaining_ns is None:
             return None
@@ -280,16 +284,23 @@ class Candidate:
                 )
             except httpx.HTTPError as exc:
                 error = type(exc).__name__
+            # The completion is stamped when the answer came, before the deadline check
+            # below. Stamped when recorded, a pause between that check and the record
+            # would date it after the deadline, and `lost` (never before the process's
+            # last event) with it: the history would claim a belief the candidate never
+            # acted on, seen as split-brain under pauses in safe configurations.
+            done_at = self.rec.clock.now()
         still = not watch.fired and self._within(deadline)
         if response is None:
-            self.record("info", "write", {"error": error})
+            self.record("info", "write", {"error": error}, time_ns=done_at)
             return still
         if response.status_code == 200:
-            self.record("ok", "write", {"applied_at": int(response.json()["applied_at"])})
+            applied = {"applied_at": int(response.json()["applied_at"])}
+            self.record("ok", "write", applied, time_ns=done_at)
         elif response.status_code == 409:
-            self.record("fail", "write", response.json())
+            self.record("fail", "write", response.json(), time_ns=done_at)
         else:
-            self.record("info", "write", {"error": f"HTTP {response.status_code}"})
+            self.record("info", "write", {"error": f"HTTP {response.status_code}"}, time_ns=done_at)
         return still
 
     def _within(self, deadline: int | None) -> bool:

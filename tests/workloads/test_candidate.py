@@ -743,6 +743,61 @@ def test_guarded_write_answered_after_its_deadline_records_lost_first(
     assert_checks_valid(rig)
 
 
+def freeze_before_recording(
+    rig: Rig, fake_time: FakeTime, etype: str, f: str, pause_ns: int
+) -> list[int]:
+    """Freeze the candidate for `pause_ns` just before it records its first (etype, f):
+    a SIGSTOP landing between a decision and the line that records it. Returns, once
+    it happened, the reference time at which the freeze began."""
+    real = rig.recorder.record
+    began: list[int] = []
+
+    def record(process: Any, et: str, fn: str, *args: Any, **kw: Any) -> int:
+        if (et, fn) == (etype, f) and not began:
+            began.append(rig.ref.now())
+            fake_time.now += pause_ns
+        return real(process, et, fn, *args, **kw)
+
+    rig.recorder.record = record  # type: ignore[method-assign]
+    return began
+
+
+def test_guarded_write_completion_recorded_after_a_pause_keeps_lost_at_the_deadline(
+    fake_time: FakeTime, rigs: Callable[..., Rig]
+) -> None:
+    # Seen in CI: the answer came in time, the deadline check passed, and the process
+    # froze before recording the `ok`. Stamped when recorded, the `ok` fell after the
+    # deadline and dragged `lost` with it (split-brain in a safe configuration).
+    client = FakeClient(grants=[Grant(7, S)], states=[LEADER])
+    rig = rigs(client)
+    began = freeze_before_recording(rig, fake_time, "ok", "write", 3 * S)
+    _, deadline = rig.candidate.campaign()
+    assert deadline is not None
+    rig.candidate.hold(7, deadline)
+    events = rig.events()
+    ok = next(e for e in events if (e["type"], e["f"]) == ("ok", "write"))
+    lost = events[-1]
+    assert (lost["type"], lost["f"]) == ("info", "lost")
+    assert ok["time"] <= began[0] < lost["time"]
+    assert abs(lost["time"] - (deadline - ORIGIN)) < MS
+    assert len(rig.requests) == 1  # woken past the deadline, it wrote no more
+    assert_checks_valid(rig)
+
+
+def test_told_lost_recorded_after_a_pause_is_stamped_when_the_answer_came(
+    fake_time: FakeTime, rigs: Callable[..., Rig]
+) -> None:
+    client = FakeClient(grants=[Grant(7, 10 * S)], states=[LeaseState(False, None, None)])
+    rig = rigs(client)
+    began = freeze_before_recording(rig, fake_time, "info", "lost", 3 * S)
+    _, deadline = rig.candidate.campaign()
+    rig.candidate.hold(7, deadline)
+    acquired, lost = rig.events()[-2:]
+    assert shape([acquired, lost]) == [("ok", "acquire"), ("info", "lost")]
+    assert lost["value"]["reason"] == "told"
+    assert acquired["time"] < lost["time"] <= began[0]
+
+
 def test_guarded_grant_arriving_after_its_deadline_is_not_taken(
     fake_time: FakeTime, rigs: Callable[..., Rig]
 ) -> None:
