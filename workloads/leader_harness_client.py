@@ -142,22 +142,28 @@ class Harness:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
+        # Each outcome is stamped when its answer came, before the deadline check: stamped
+        # when recorded, a pause between the two would date it, and the `lost` that may
+        # not precede it, after the deadline.
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 answer = json.loads(response.read())
         except urllib.error.HTTPError as exc:
+            done = self.now()
             late()
             if exc.code == 409:
-                self.record("fail", "write", json.loads(exc.read() or b"{}"))
+                self.record("fail", "write", json.loads(exc.read() or b"{}"), at=done)
                 return False
-            self.record("info", "write", {"error": f"HTTP {exc.code}"})
+            self.record("info", "write", {"error": f"HTTP {exc.code}"}, at=done)
             return None
         except (OSError, ValueError) as exc:
+            done = self.now()
             late()
-            self.record("info", "write", {"error": type(exc).__name__})
+            self.record("info", "write", {"error": type(exc).__name__}, at=done)
             return None
+        done = self.now()
         late()
-        self.record("ok", "write", {"applied_at": int(answer["applied_at"])})
+        self.record("ok", "write", {"applied_at": int(answer["applied_at"])}, at=done)
         return True
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -267,3 +268,57 @@ def test_sdk_guarded_write_past_its_deadline_records_lost_at_the_deadline(
     events = [json.loads(line) for line in raw.read_text().splitlines()]
     assert [e["f"] for e in events] == ["acquire", "acquire", "lost"]  # nothing was sent
     assert events[2]["time"] == max(deadline - clock.origin_ns, events[1]["time"] + 1)
+
+
+def test_sdk_write_outcome_recorded_after_a_pause_keeps_lost_at_the_deadline(
+    tmp_path: Path,
+) -> None:
+    import http.server
+    import threading
+    import time
+
+    class Applied(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = json.dumps({"applied_at": 1}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Applied)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    clock = RefClock()
+    raw = tmp_path / "p1.program-events"
+    env = {
+        "HARNESS_PROCESS": "1", "HARNESS_NODE": "n1", "HARNESS_ENDPOINT": "http://x:1",
+        "HARNESS_RESOURCE": f"http://127.0.0.1:{server.server_port}",
+        "HARNESS_T0_NS": str(clock.origin_ns), "HARNESS_HISTORY": str(raw),
+    }  # fmt: skip
+    h = Harness(env)
+    real = h.record
+
+    def record(etype: str, f: str, *args: Any, **kw: Any) -> int:
+        if (etype, f) == ("ok", "write"):
+            time.sleep(0.4)  # frozen after the deadline check, before the record
+        return real(etype, f, *args, **kw)
+
+    h.record = record  # type: ignore[method-assign]
+    try:
+        h.campaigning()
+        h.acquired(3)
+        deadline = time.monotonic_ns() + 200_000_000
+        assert h.write(3, deadline=deadline) is True and h.deadline_passed
+    finally:
+        h.close()
+        server.shutdown()
+        server.server_close()
+    events = [json.loads(line) for line in raw.read_text().splitlines()]
+    assert [(e["type"], e["f"]) for e in events][2:] == [
+        ("invoke", "write"), ("ok", "write"), ("info", "lost"),
+    ]  # fmt: skip
+    ok, lost = events[3], events[4]
+    assert ok["time"] < lost["time"] == deadline - clock.origin_ns
