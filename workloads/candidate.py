@@ -291,16 +291,16 @@ class Candidate:
             # acted on, seen as split-brain under pauses in safe configurations.
             done_at = self.rec.clock.now()
         still = not watch.fired and self._within(deadline)
+        value: dict[str, Any]
         if response is None:
-            self.record("info", "write", {"error": error}, time_ns=done_at)
-            return still
-        if response.status_code == 200:
-            applied = {"applied_at": int(response.json()["applied_at"])}
-            self.record("ok", "write", applied, time_ns=done_at)
+            etype, value = "info", {"error": error}
+        elif response.status_code == 200:
+            etype, value = "ok", {"applied_at": int(response.json()["applied_at"])}
         elif response.status_code == 409:
-            self.record("fail", "write", response.json(), time_ns=done_at)
+            etype, value = "fail", response.json()
         else:
-            self.record("info", "write", {"error": f"HTTP {response.status_code}"}, time_ns=done_at)
+            etype, value = "info", {"error": f"HTTP {response.status_code}"}
+        self.record(etype, "write", value, time_ns=done_at)
         return still
 
     def _within(self, deadline: int | None) -> bool:

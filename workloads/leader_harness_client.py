@@ -142,29 +142,26 @@ class Harness:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        # Each outcome is stamped when its answer came, before the deadline check: stamped
-        # when recorded, a pause between the two would date it, and the `lost` that may
-        # not precede it, after the deadline.
+        result: bool | None
+        value: dict[str, Any]
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as response:
                 answer = json.loads(response.read())
+            etype, value, result = "ok", {"applied_at": int(answer["applied_at"])}, True
         except urllib.error.HTTPError as exc:
-            done = self.now()
-            late()
             if exc.code == 409:
-                self.record("fail", "write", json.loads(exc.read() or b"{}"), at=done)
-                return False
-            self.record("info", "write", {"error": f"HTTP {exc.code}"}, at=done)
-            return None
+                etype, value, result = "fail", json.loads(exc.read() or b"{}"), False
+            else:
+                etype, value, result = "info", {"error": f"HTTP {exc.code}"}, None
         except (OSError, ValueError) as exc:
-            done = self.now()
-            late()
-            self.record("info", "write", {"error": type(exc).__name__}, at=done)
-            return None
+            etype, value, result = "info", {"error": type(exc).__name__}, None
+        # Stamped when the answer came, before the deadline check: stamped when recorded,
+        # a pause between the two would date it, and the `lost` that may not precede it,
+        # after the deadline.
         done = self.now()
         late()
-        self.record("ok", "write", {"applied_at": int(answer["applied_at"])}, at=done)
-        return True
+        self.record(etype, "write", value, at=done)
+        return result
 
     def close(self) -> None:
         self._file.close()
