@@ -170,6 +170,12 @@ def check_expectations(expect: Expect, f: Figures, records: list[RunRecord]) -> 
                 else f"in >= {expect.caught_at_least:.0%} of runs"
             )
             failures.append(f"expected caught {wanted}: caught in {f.runs_caught}/{judged}")
+    if expect.allow is not None:
+        other = sorted(set(f.kinds) - set(expect.allow))
+        if other:
+            failures.append(
+                f"violations of kinds {', '.join(other)} (allowed only {', '.join(expect.allow)})"
+            )
     if expect.violations == "none" and f.runs_caught:
         failures.append(f"expected no violations: found {kinds} in {f.runs_caught}/{judged} run(s)")
     if expect.violations == "any" and not f.runs_caught and judged:
@@ -224,10 +230,14 @@ def check_expectations(expect: Expect, f: Figures, records: list[RunRecord]) -> 
     return failures
 
 
-def compare_baseline(f: Figures, base: Figures, tol: Tolerance) -> list[str]:
-    """Each way this case got worse than its baseline beyond the tolerance."""
+def compare_baseline(
+    f: Figures, base: Figures, tol: Tolerance, allow: tuple[str, ...] = ()
+) -> list[str]:
+    """Each way this case got worse than its baseline beyond the tolerance (violations
+    only of `allow`ed kinds are not a regression)."""
     out: list[str] = []
-    if base.runs_judged and not base.runs_caught and f.runs_caught:
+    only_allowed = bool(allow) and set(f.kinds) <= set(allow)
+    if base.runs_judged and not base.runs_caught and f.runs_caught and not only_allowed:
         out.append(
             f"safety: valid in the baseline ({base.runs_judged} run(s)), violations now in "
             f"{f.runs_caught}/{f.runs_judged} ({', '.join(f.kinds)})"
@@ -283,7 +293,11 @@ def judge(
 ) -> CaseVerdict:
     figures = aggregate(records)
     failures = check_expectations(case.expect, figures, records)
-    regressions = compare_baseline(figures, baseline, tolerance) if baseline is not None else []
+    regressions = (
+        compare_baseline(figures, baseline, tolerance, case.expect.allow or ())
+        if baseline is not None
+        else []
+    )
     return CaseVerdict(case, records, figures, failures, regressions, baseline)
 
 

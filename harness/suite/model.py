@@ -37,8 +37,9 @@ from harness.yamlio import load_yaml
 SUITE_KEYS = ("name", "description", "tolerance", "defaults", "cases")
 CASE_KEYS = frozenset({"name", "config", "runs", "seeds", "expect"})
 EXPECT_KEYS = (
-    "valid", "caught", "caught_at_least", "violations", "failover_p50_s", "failover_p99_s",
-    "leaderless_pct_max", "acquisitions_min", "elections_max", "elections_min",
+    "valid", "caught", "caught_at_least", "violations", "allow", "failover_p50_s",
+    "failover_p99_s", "leaderless_pct_max", "acquisitions_min", "elections_max",
+    "elections_min",
 )  # fmt: skip
 TOLERANCE_KEYS = ("failover_p99_pct", "failover_p99_ms", "leaderless_pct_points")
 MAX_RUNS = 1000
@@ -56,6 +57,10 @@ class Expect:
     valid: bool | None = None
     caught_at_least: float | None = None  # fraction of runs with at least one violation
     violations: str | tuple[str, ...] | None = None  # "none", "any" or the allowed kinds
+    # Kinds a run may show without failing the case (none at all passes too); any other
+    # kind fails it. For a flaw of the system under test that the setup is known to
+    # meet and to survive (a fencing resource still refusing stale writes).
+    allow: tuple[str, ...] | None = None
     failover_p50_s: float | None = None
     failover_p99_s: float | None = None
     leaderless_pct_max: float | None = None
@@ -79,6 +84,8 @@ class Expect:
             out.append(f"violations only of kinds {', '.join(self.violations)}")
         elif self.violations is not None:
             out.append(f"violations: {self.violations}")
+        if self.allow is not None:
+            out.append(f"no violations but of kinds {', '.join(self.allow)}")
         if self.failover_p50_s is not None:
             out.append(f"failover p50 <= {self.failover_p50_s:g} s")
         if self.failover_p99_s is not None:
@@ -144,6 +151,13 @@ def _reader(data: Any, source: str, key: str, expected: str = "a mapping") -> Re
     return Reader(data, source, f"{key}.", error=SuiteError, expected=expected)
 
 
+def _kinds(r: Reader, key: str, values: list[Any]) -> tuple[str, ...]:
+    for i, kind in enumerate(values):
+        if kind not in VIOLATION_KINDS:
+            raise r.fail(f"{key}[{i}]", f"a violation kind ({one_of(VIOLATION_KINDS)})", kind)
+    return tuple(values)
+
+
 def parse_expect(data: Any, source: str, key: str = "expect") -> Expect:
     """`expect:` (None: `valid: true`); `source` is the file and case, for messages."""
     if data is None:
@@ -164,14 +178,14 @@ def parse_expect(data: Any, source: str, key: str = "expect") -> Expect:
         if v in ("none", "any"):
             values["violations"] = v
         elif isinstance(v, list) and v:
-            for i, kind in enumerate(v):
-                if kind not in VIOLATION_KINDS:
-                    raise r.fail(
-                        f"violations[{i}]", f"a violation kind ({one_of(VIOLATION_KINDS)})", kind
-                    )
-            values["violations"] = tuple(v)
+            values["violations"] = _kinds(r, "violations", v)
         else:
             raise r.fail("violations", "none, any, or a list of violation kinds", v)
+    if "allow" in r:
+        v = r.get("allow")
+        if not (isinstance(v, list) and v):
+            raise r.fail("allow", "a list of violation kinds", v)
+        values["allow"] = _kinds(r, "allow", v)
     for k in ("failover_p50_s", "failover_p99_s"):
         if k in r:
             values[k] = r.number(k, None, 0.0, 86_400)
@@ -183,6 +197,8 @@ def parse_expect(data: Any, source: str, key: str = "expect") -> Expect:
     expect = Expect(**values)
     # Contradictions are mistakes in the suite, not findings: refuse them up front.
     wants_safe = expect.valid is True or expect.violations == "none"
+    if expect.allow is not None and wants_safe:
+        raise r.problem("allow", "contradicts valid: true / violations: none (drop one)")
     wants_caught = (
         expect.valid is False
         or (expect.caught_at_least or 0) > 0

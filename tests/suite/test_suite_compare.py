@@ -106,6 +106,13 @@ def test_errored_runs_are_not_judged_but_fail_the_case() -> None:
             [("split-brain", "duplicate-token")],
             "unexpected violation kinds duplicate-token",
         ),
+        (Expect(allow=("split-brain",)), [(), ()], None),
+        (Expect(allow=("split-brain",)), [("split-brain",), ()], None),
+        (
+            Expect(allow=("split-brain",)),
+            [("split-brain",), ("stale-write",)],
+            "violations of kinds stale-write (allowed only split-brain)",
+        ),
     ],
 )
 def test_safety_expectations(
@@ -171,6 +178,17 @@ def test_baseline_regressions() -> None:
     assert unsafe == [
         "safety: valid in the baseline (3 run(s)), violations now in 1/3 (split-brain)"
     ]
+    # Allowed kinds are no regression; any other kind still is.
+    assert (
+        compare_baseline(
+            unsafe_figures := figures(runs_caught=1, kinds={"split-brain": 1}),
+            base,
+            tol,
+            ("split-brain",),
+        )
+        == []
+    )
+    assert compare_baseline(unsafe_figures, base, tol, ("stale-write",)) == unsafe
     # Caught before and caught now: the expectation judges it, not the baseline.
     assert compare_baseline(figures(runs_caught=3), figures(runs_caught=2), tol) == []
     # From zero: any growth beyond the absolute slack regresses.

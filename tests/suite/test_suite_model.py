@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.suite.model import Expect, SuiteError, Tolerance, load_suite, merge
+from harness.suite.model import (
+    Expect,
+    SuiteError,
+    Tolerance,
+    load_suite,
+    merge,
+    parse_expect,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = sorted((ROOT / "suites").glob("*.yaml"))
@@ -107,6 +114,18 @@ cases:
             "key 'expect.violations[0]': expected a violation kind",
         ),
         (
+            "cases:\n  - name: a\n    expect: {allow: [split-brain, fork]}",
+            "key 'expect.allow[1]': expected a violation kind",
+        ),
+        (
+            "cases:\n  - name: a\n    expect: {allow: split-brain}",
+            "key 'expect.allow': expected a list of violation kinds",
+        ),
+        (
+            "cases:\n  - name: a\n    expect: {valid: true, allow: [split-brain]}",
+            "key 'expect.allow': contradicts valid: true",
+        ),
+        (
             "cases:\n  - name: a\n    expect: {failover_p99_s: soon}",
             "key 'expect.failover_p99_s': expected a number",
         ),
@@ -173,3 +192,9 @@ def test_shipped_suites_are_valid(path: Path) -> None:
     for case in suite.cases:
         assert len(case.seeds) >= 1
         assert case.expect.describe(), case.name
+
+
+def test_allow_parses_without_asking_for_validity() -> None:
+    expect = parse_expect({"allow": ["split-brain"], "acquisitions_min": 1}, "s.yaml")
+    assert expect == Expect(allow=("split-brain",), acquisitions_min=1)
+    assert "no violations but of kinds split-brain" in expect.describe()
