@@ -5,7 +5,10 @@ Goals: each unsafe reference configuration is caught by its fault in at least 19
 runs and safe.yaml passes 20 of 20 under every nemesis (issue 4); the naive etcd and
 Consul candidates are caught under `pause` in at least 19 of 20, the guarded ones with
 fencing pass 20 of 20 under partition, pause and kill, and a guarded etcd candidate with
-a slow clock is caught (issue 5). Needs root (network namespaces) or a Docker daemon.
+a slow clock is caught (issue 5). A flaw of the server itself that shows only in some runs
+(etcd 3.5.16 revoking renewed leases after a leader's pause) is "seen": caught at least
+once, and every caught run shows only the kinds it may cause (split-brain, never a stale
+write, because fencing must hold). Needs root (network namespaces) or a Docker daemon.
 About (time limit + 8 s) per run, one run at a time; the Consul pause row runs 60 s.
 
     python bench/detection.py [--runs 20] [--time-limit 30] [--only etcd,consul]
@@ -53,8 +56,9 @@ class Row:
     label: str
     config: str
     nemeses: tuple[str, ...] | None  # None: the configuration's own
-    expect: str  # "caught" or "valid"
+    expect: str  # "caught", "valid" or "seen" (caught at least once, only of `allow`)
     own_time_limit: bool = False  # keep the configuration's time limit (long faults)
+    allow: tuple[str, ...] = ()  # "seen": the only violation kinds a run may show
 
 
 ROWS = [
@@ -90,6 +94,14 @@ ROWS = [
         "configs/detection/etcd-guarded-slow-clock.yaml",
         None,
         "caught",
+    ),
+    # etcd's own race (docs/FACTS.md): rare per run, so "seen", and fencing must hold.
+    Row(
+        "etcd-guarded-leader-pause/pause",
+        "configs/detection/etcd-guarded-leader-pause.yaml",
+        None,
+        "seen",
+        allow=("split-brain",),
     ),
     # Bring your own (issue 12): external programs and an out-of-tree target.
     Row("byo-etcd3gw-naive/pause", "configs/byo/etcd3gw-naive-pause.yaml", None, "caught"),
@@ -231,11 +243,12 @@ def measure(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
         rows = [r for r in rows if not r.label.startswith("byo-etcd34")]
     store = Path(tempfile.mkdtemp(prefix="detection-"))
-    goal = {"caught": args.runs - args.runs // 20, "valid": args.runs}
+    goal = {"caught": args.runs - args.runs // 20, "valid": args.runs, "seen": 1}
     seeds = range(args.first_seed, args.first_seed + args.runs)
     results = []
     for row in rows:
         caught = valid = errors = 0
+        other: set[str] = set()  # "seen" rows: kinds outside the row's allowed ones
         to_violation: list[float] = []
         started = time.monotonic()
         outcomes = run_row(row, seeds, args, store)
@@ -243,10 +256,13 @@ def measure(args: argparse.Namespace) -> int:
             outcome = outcomes.get(seed)
             if outcome is None or outcome.interrupted:
                 raise SystemExit(f"interrupted during {row.label} seed {seed}")
+            kinds: list[str] = []
             if outcome.exit_code == 1:
                 caught += 1
                 kinds = sorted({v["kind"] for v in outcome.verdict["violations"]})
                 note = ", ".join(kinds)
+                if row.expect == "seen":
+                    other |= set(kinds) - set(row.allow)
                 first = first_violation_s(outcome.run_dir)
                 if first is not None:
                     to_violation.append(first)
@@ -257,21 +273,26 @@ def measure(args: argparse.Namespace) -> int:
             else:
                 errors += 1
                 note = f"error: {outcome.error}"
-            expected = (outcome.exit_code == 1) == (row.expect == "caught")
+            if row.expect == "seen":
+                expected = outcome.exit_code in (0, 1) and not set(kinds) - set(row.allow)
+            else:
+                expected = (outcome.exit_code == 1) == (row.expect == "caught")
             if expected and not args.keep and outcome.run_dir is not None:
                 shutil.rmtree(outcome.run_dir, ignore_errors=True)
             where = "" if expected or outcome.run_dir is None else f" (kept: {outcome.run_dir})"
             print(f"  {row.label} seed {seed}: {note}{where}", file=sys.stderr, flush=True)
-        hits = caught if row.expect == "caught" else valid
-        met = hits >= goal[row.expect] and errors == 0
+        hits = valid if row.expect == "valid" else caught
+        met = hits >= goal[row.expect] and errors == 0 and not other
         median = statistics.median(to_violation) if to_violation else None
+        if other:
+            print(f"  {row.label}: kinds outside {row.allow}: {sorted(other)}", file=sys.stderr)
         results.append((row, hits, errors, met, time.monotonic() - started, median))
     print(
         f"\n{'configuration/nemesis':<36} {'expect':<7} {'result':>9} {'errors':>6}  goal"
         f"  (median s from the first fault to the first violation)"
     )
     for row, hits, errors, met, seconds, median in results:
-        word = "caught" if row.expect == "caught" else "valid"
+        word = "valid" if row.expect == "valid" else "caught"
         first = f", first violation {median:.1f} s" if median is not None else ""
         print(
             f"{row.label:<36} {row.expect:<7} {hits:>3}/{args.runs:<2} {word:<0} {errors:>3}"
